@@ -1,0 +1,185 @@
+"""``spawnhang``: the command-line front end over the engine (argparse only, no logic of its own).
+
+    spawnhang run [--timeout S] [--stall S] [--report-dir DIR] [--native] [--locals] -- CMD ...
+    spawnhang dump [--report-dir DIR] [--native] [--locals] [--kill] PID
+    spawnhang report PATH/report.json [--text]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from . import engine
+from .diagnosis import diagnose
+from .model import Report
+from .render.text import render_report
+from .report_files import default_report_dir, prepare_dir, write_report
+from .tree import ProcessTracker
+
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line on stderr, never a traceback."""
+
+    def __init__(self, message: str, status: int = USAGE_ERROR) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage block
+        raise UsageError(message)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+def _pid(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="spawnhang", description="Catch, explain and clean up hangs in "
+                     "multi-process Python programs.")
+    sub = parser.add_subparsers(dest="action", required=True, parser_class=_Parser)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--report-dir", type=Path, help="where report.json and the stacks go "
+                       "(default .spawnhang/<timestamp>/)")
+        p.add_argument("--native", action="store_true", help="include native (C/C++) frames")
+        p.add_argument("--locals", action="store_true", help="include local variables "
+                       "(values of secret-looking names are redacted)")
+
+    run = sub.add_parser("run", help="run a command under a deadline; dump, explain and reap "
+                         "its whole process tree if it hangs")
+    run.add_argument("--timeout", type=_seconds, help="deadline in seconds (default: none)")
+    run.add_argument("--stall", type=_seconds, help="call a hang once the whole tree has been "
+                     "idle and unchanged for this many seconds")
+    run.add_argument("--grace", type=_seconds, default=1.0,
+                     help="seconds between SIGTERM and SIGKILL when reaping (default 1)")
+    common(run)
+    run.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+
+    dump = sub.add_parser("dump", help="dump, label and explain a live process tree")
+    dump.add_argument("--kill", action="store_true", help="reap the tree after the dump")
+    common(dump)
+    dump.add_argument("pid", type=_pid)
+
+    report = sub.add_parser("report", help="render a saved report.json again")
+    report.add_argument("path", type=Path)
+    report.add_argument("--text", action="store_true", help="print the text form (default)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return {"run": _run, "dump": _dump, "report": _report}[args.action](args)
+    except UsageError as exc:
+        print(f"spawnhang: error: {exc}", file=sys.stderr)
+        return exc.status
+
+
+def _report_dir(args: argparse.Namespace) -> Path:
+    target = args.report_dir or default_report_dir()
+    try:
+        return prepare_dir(target)
+    except OSError as exc:
+        raise UsageError(f"cannot write reports to {target}: {exc.strerror or exc}") from None
+
+
+def _capture_options(args: argparse.Namespace) -> engine.CaptureOptions:
+    return engine.CaptureOptions(native=args.native, with_locals=args.locals,
+                                 grace_s=getattr(args, "grace", 1.0))
+
+
+def _run(args: argparse.Namespace) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise UsageError("no command given: spawnhang run [OPTIONS] -- COMMAND [ARGS...]")
+    program = shutil.which(command[0])
+    if program is None:  # statuses as GNU timeout: 127 not found, 126 not runnable
+        if os.path.exists(command[0]):
+            raise UsageError(f"cannot run {command[0]}: not executable", 126)
+        raise UsageError(f"program not found: {command[0]}", 127)
+    directory = _report_dir(args)
+
+    def on_watch(watch: engine.Watch) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda *_: watch.cancel())
+
+    report = engine.run_command(command, timeout_s=args.timeout, stall_s=args.stall,
+                                opts=_capture_options(args), on_watch=on_watch)
+    _finish(report, directory)
+    return engine.exit_status(report)
+
+
+def _dump(args: argparse.Namespace) -> int:
+    try:
+        root = psutil.Process(args.pid)
+    except psutil.Error:
+        raise UsageError(f"no such process: {args.pid}") from None
+    directory = _report_dir(args)
+    started = time.monotonic()
+    tracker = ProcessTracker(root_pid=args.pid)
+    tracker.poll()
+    report = Report(verdict="snapshot", trigger="attach", command=root.cmdline(),
+                    duration_s=time.time() - root.create_time(),
+                    started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), cwd=os.getcwd())
+    if args.kill:
+        tracker.track(root)
+        engine.capture(report, tracker, args.pid, _capture_options(args), include=(args.pid,))
+    else:
+        report.processes = engine.snapshot(tracker, args.pid, _capture_options(args),
+                                           include=(args.pid,))
+        report.diagnosis = diagnose(report)
+    report.timings["dump_total_s"] = time.monotonic() - started
+    _finish(report, directory)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    try:
+        report = Report.load(args.path)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise UsageError(f"cannot read report {args.path}: {exc}") from None
+    sys.stdout.write(render_report(report))
+    return 0
+
+
+def _finish(report: Report, directory: Path) -> None:
+    path = write_report(report, directory)
+    if report.verdict in ("exit",) and not report.stragglers:
+        print(f"spawnhang: exit after {report.duration_s:.1f}s; report: {path}", file=sys.stderr)
+        return
+    print(f"\nspawnhang: {report.verdict} ({report.trigger}) after {report.duration_s:.1f}s",
+          file=sys.stderr)
+    print(report.diagnosis.summary, file=sys.stderr)
+    if report.stragglers:
+        print(f"reaped {len(report.stragglers)} process(es) that outlived the program",
+              file=sys.stderr)
+    if report.survivors:
+        print(f"WARNING: could not kill {report.survivors}", file=sys.stderr)
+    print(f"report: {path} (stacks: {directory / 'report.txt'})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

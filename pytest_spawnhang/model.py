@@ -1,0 +1,215 @@
+"""Plain data classes of a report: what every stage passes on, and what ``report.json`` holds.
+
+Field names follow py-spy's JSON where they carry the same thing, so nothing a dump said is lost.
+The schema is documented in ``docs/report-schema.md``; bump ``SCHEMA_VERSION`` on any change
+that is not a pure addition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+VERDICTS = ("exit", "fail", "hang", "interrupted", "snapshot")
+# Why the watch stopped: the program ended, the deadline passed, the tree stalled, or the
+# harness itself was cancelled (Ctrl-C, SIGTERM of a CI job).
+TRIGGERS = ("exit", "deadline", "stall", "cancelled", "attach")
+ROLES = (
+    "launcher",
+    "rank",
+    "forkserver",
+    "resource_tracker",
+    "wandb_internal",
+    "wandb_service",
+    "wandb_core",
+    "worker_child",
+    "other",
+)
+
+
+@dataclass
+class Local:
+    name: str
+    repr: str | None
+    arg: bool = False
+
+
+@dataclass
+class Frame:
+    function: str
+    file: str
+    line: int
+    short_file: str = ""
+    locals: list[Local] | None = None
+
+
+@dataclass
+class Thread:
+    id: int
+    name: str | None
+    os_id: int | None = None
+    active: bool = False
+    owns_gil: bool = False
+    frames: list[Frame] = field(default_factory=list)  # innermost first
+
+
+@dataclass
+class ProcessRecord:
+    pid: int
+    ppid: int
+    cmdline: list[str]
+    name: str = ""
+    create_time: float = 0.0
+    role: str = "other"
+    rank: int | None = None
+    rank_source: str | None = None  # "env" (RANK) or "spawn-order"
+    exit_code: int | None = None  # known only for processes the harness waited for
+    state: str | None = None  # /proc state at dump time ("sleeping", "zombie", ...)
+    wchan: str | None = None
+    cpu_s: float | None = None
+    threads: list[Thread] = field(default_factory=list)
+    dump_error: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.role == "rank" and self.rank is not None:
+            return f"rank {self.rank}"
+        return self.role.replace("_", " ")
+
+
+@dataclass
+class WaitEdge:
+    """``waiter`` cannot proceed until ``target`` acts (exits, sends, joins)."""
+
+    waiter_pid: int
+    target_pid: int | None
+    kind: str  # "join", "collective", "thread", "queue", ...
+    detail: str = ""
+    waiter_thread: int | None = None
+    target_thread: int | None = None
+
+
+@dataclass
+class ThreadState:
+    pid: int
+    thread_id: int
+    kind: str
+    detail: str = ""
+
+
+@dataclass
+class Finding:
+    rule: str
+    title: str
+    explanation: str
+    advice: str
+    pids: list[int] = field(default_factory=list)
+    threads: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Diagnosis:
+    summary: str = ""
+    states: list[ThreadState] = field(default_factory=list)
+    edges: list[WaitEdge] = field(default_factory=list)
+    chains: list[list[int]] = field(default_factory=list)  # pids, launcher first, root cause last
+    root_causes: list[int] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass
+class Failure:
+    """A crash: which process or rank, and the tail of its traceback."""
+
+    excerpt: str
+    rank: int | None = None
+    pid: int | None = None
+
+
+@dataclass
+class Straggler:
+    pid: int
+    cmdline: list[str]
+    role: str = "other"
+
+
+@dataclass
+class Report:
+    verdict: str
+    trigger: str
+    command: list[str]
+    duration_s: float
+    started_at: str
+    cwd: str = ""
+    exit_code: int | None = None
+    timeout_s: float | None = None
+    stall_s: float | None = None
+    processes: list[ProcessRecord] = field(default_factory=list)
+    diagnosis: Diagnosis = field(default_factory=Diagnosis)
+    failure: Failure | None = None
+    stragglers: list[Straggler] = field(default_factory=list)
+    survivors: list[int] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)  # what made the trigger fire
+    timings: dict[str, float] = field(default_factory=dict)  # seconds spent per stage
+    schema_version: int = SCHEMA_VERSION
+
+    def process(self, pid: int) -> ProcessRecord | None:
+        return next((p for p in self.processes if p.pid == pid), None)
+
+    def by_role(self, role: str) -> list[ProcessRecord]:
+        return [p for p in self.processes if p.role == role]
+
+    def rank(self, rank: int) -> ProcessRecord | None:
+        return next((p for p in self.processes if p.role == "rank" and p.rank == rank), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        return _build(cls, data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Report:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _build(cls: Any, data: Any) -> Any:
+    """Rebuild nested dataclasses from ``asdict`` output, ignoring unknown keys (newer writers)."""
+    hints = {f.name: f.type for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for name, value in data.items():
+        if name not in hints:
+            continue
+        kwargs[name] = _coerce(hints[name], value)
+    return cls(**kwargs)
+
+
+_NESTED = {
+    "Local": Local,
+    "Frame": Frame,
+    "Thread": Thread,
+    "ProcessRecord": ProcessRecord,
+    "WaitEdge": WaitEdge,
+    "ThreadState": ThreadState,
+    "Finding": Finding,
+    "Diagnosis": Diagnosis,
+    "Failure": Failure,
+    "Straggler": Straggler,
+}
+
+
+def _coerce(hint: str, value: Any) -> Any:
+    if value is None:
+        return None
+    for name, klass in _NESTED.items():
+        if f"list[{name}]" in hint:
+            return [_build(klass, item) for item in value]
+        if hint.split(" ")[0] == name:
+            return _build(klass, value)
+    return value

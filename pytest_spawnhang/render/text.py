@@ -1,0 +1,40 @@
+"""The readable text form of a report: the diagnosis first, then every process's stacks."""
+
+from __future__ import annotations
+
+from ..model import ProcessRecord, Report
+
+
+def render_report(report: Report) -> str:
+    head = [
+        f"spawnhang: {report.verdict} ({report.trigger}) after {report.duration_s:.1f}s",
+        f"command: {' '.join(report.command)}",
+    ]
+    if report.exit_code is not None:
+        head.append(f"exit code: {report.exit_code}")
+    parts = ["\n".join(head), report.diagnosis.summary]
+    if report.failure is not None:
+        who = f"rank {report.failure.rank}" if report.failure.rank is not None else "the program"
+        parts.append(f"failure in {who}:\n{report.failure.excerpt}")
+    parts.extend(render_process(p) for p in report.processes)
+    if report.stragglers:
+        parts.append("stragglers reaped after the program ended:\n" + "\n".join(
+            f"  pid {s.pid} ({s.role}): {' '.join(s.cmdline)}" for s in report.stragglers))
+    if report.survivors:
+        parts.append(f"SURVIVORS (could not be killed): {report.survivors}")
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def render_process(proc: ProcessRecord) -> str:
+    lines = [f"Process {proc.pid} [{proc.label}] (parent {proc.ppid}): {' '.join(proc.cmdline)}"]
+    if proc.dump_error:
+        lines.append(f"  not dumped: {proc.dump_error}")
+        lines.append(f"  state={proc.state} wchan={proc.wchan} cpu={proc.cpu_s}s")
+    for thread in proc.threads:
+        lines.append(f"  Thread {thread.os_id or thread.id} \"{thread.name}\""
+                     + (" (active)" if thread.active else " (idle)"))
+        for frame in thread.frames:
+            lines.append(f"      {frame.function} ({frame.short_file or frame.file}:{frame.line})")
+            for local in frame.locals or []:
+                lines.append(f"          {local.name} = {local.repr}")
+    return "\n".join(lines)

@@ -1,0 +1,41 @@
+"""Write a report to its directory: report.json, report.txt and one text dump per process."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+from pathlib import Path
+
+from .model import Report
+from .render.text import render_process, render_report
+
+
+def default_report_dir(base: str | Path = ".spawnhang") -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    return Path(base) / stamp
+
+
+def prepare_dir(path: str | Path) -> Path:
+    """Create the report directory up front, so an unwritable one is a usage error, not a lost
+    report at the end of a long run."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / ".write-test"
+    probe.write_text("")
+    probe.unlink()
+    return path
+
+
+def write_report(report: Report, directory: str | Path) -> Path:
+    """Write every artefact of ``report``; returns the path of report.json."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for proc in report.processes:
+        if proc.threads or proc.dump_error:
+            label = re.sub(r"[^A-Za-z0-9]+", "-", proc.label).strip("-")
+            (directory / f"pid{proc.pid}-{label}.txt").write_text(render_process(proc) + "\n")
+    (directory / "report.txt").write_text(render_report(report))
+    target = directory / "report.json"
+    target.write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    return target

@@ -1,0 +1,179 @@
+"""Track every descendant of a process for a whole run, and reap them at the end.
+
+The tracker remembers each process it ever saw by (pid, create time), so a reused pid is never
+mistaken for ours, and it only ever signals processes it saw descend from its root: nothing the
+run did not start is touched. With the root made a child subreaper, processes that ``setsid`` or
+double-fork come back to it when their parent dies, so they stay in view.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Make this process adopt the orphans of its tree (Linux). Returns whether it worked."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+@dataclass
+class Seen:
+    """What the tracker knew of a process when it last saw it alive."""
+
+    process: psutil.Process
+    first_ppid: int
+    cmdline: list[str]
+    name: str
+    ppid: int
+    gone: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@dataclass
+class ProcessTracker:
+    """Every process seen below ``root_pid`` since ``start``; ``exclude`` pids (and their
+    descendants) were there before and belong to someone else."""
+
+    root_pid: int = field(default_factory=os.getpid)
+    exclude: frozenset[int] = frozenset()
+    seen: dict[int, Seen] = field(default_factory=dict)
+
+    def poll(self) -> int:
+        """Look at the tree once; returns how many processes appeared or ended since last time."""
+        changes = 0
+        try:
+            children = psutil.Process(self.root_pid).children(recursive=True)
+        except psutil.Error:
+            children = []
+        current = set()
+        for proc in children:
+            if proc.pid in self.exclude or self._excluded_ancestor(proc):
+                continue
+            current.add(proc.pid)
+            known = self.seen.get(proc.pid)
+            if known is not None and known.process == proc:  # same pid and create time
+                if known.gone:
+                    known.gone, changes = False, changes + 1
+                continue
+            self.track(proc)
+            changes += proc.pid in self.seen
+        for pid, known in self.seen.items():
+            if not known.gone and pid not in current and not _is_alive(known.process):
+                known.gone, changes = True, changes + 1
+        return changes
+
+    def track(self, proc: psutil.Process) -> None:
+        """Track a process that is not a descendant of the root (the root itself, say)."""
+        info = _describe(proc)
+        if info is not None:
+            self.seen[proc.pid] = Seen(proc, info[1], info[0], info[2], info[1])
+
+    def _excluded_ancestor(self, proc: psutil.Process) -> bool:
+        if not self.exclude:
+            return False
+        try:
+            return any(p.pid in self.exclude for p in proc.parents())
+        except psutil.Error:
+            return False
+
+    def alive(self) -> list[Seen]:
+        """Tracked processes still running (zombies count as ended)."""
+        return [s for s in self.seen.values() if _is_alive(s.process)]
+
+    def refresh(self) -> None:
+        """Re-read command lines and parents: a process seen between fork and exec showed its
+        parent's."""
+        for known in self.alive():
+            info = _describe(known.process)
+            if info is not None:
+                known.cmdline, known.ppid, known.name = info
+
+    def wait_adopted(self) -> None:
+        """Collect the exit status of orphans this subreaper adopted, and of nothing else:
+        ``subprocess`` and ``multiprocessing`` wait for their own children and must keep
+        their statuses."""
+        me = os.getpid()
+        for known in self.seen.values():
+            if known.first_ppid == me:
+                continue
+            try:
+                os.waitpid(known.pid, os.WNOHANG)
+            except ChildProcessError:
+                pass  # not (or no longer) our child
+
+
+def _describe(proc: psutil.Process) -> tuple[list[str], int, str] | None:
+    try:
+        with proc.oneshot():
+            return proc.cmdline(), proc.ppid(), proc.name()
+    except psutil.ZombieProcess:
+        return [], proc.ppid(), ""
+    except psutil.Error:
+        return None
+
+
+def _is_alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def reap(tracker: ProcessTracker, grace_s: float = 1.0, kill_wait_s: float = 2.0) -> list[int]:
+    """SIGTERM every live tracked process, SIGKILL what outlives ``grace_s``; return survivors.
+
+    Exits are polled, not waited for: ``psutil.wait`` on a child would take its exit status
+    away from the ``subprocess`` or ``multiprocessing`` object that owns it.
+    """
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, kill_wait_s)):
+        targets = tracker.alive()
+        if not targets:
+            break
+        for known in targets:
+            try:
+                known.process.send_signal(sig)  # psutil checks the create time first
+            except psutil.Error:
+                pass
+        _wait_until_gone(tracker, wait_s)
+    tracker.wait_adopted()
+    return [known.pid for known in tracker.alive()]
+
+
+def _wait_until_gone(tracker: ProcessTracker, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while tracker.alive() and time.monotonic() < deadline:
+        tracker.wait_adopted()  # an adopted orphan stays a zombie until we wait for it
+        time.sleep(0.02)
+
+
+def proc_status(pid: int) -> tuple[str | None, str | None, float | None]:
+    """State, kernel wait channel and CPU seconds of a process, from /proc; None where unknown."""
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            state = proc.status()
+            times = proc.cpu_times()
+        cpu = times.user + times.system
+    except psutil.Error:
+        return None, None, None
+    try:
+        with open(f"/proc/{pid}/wchan") as fh:
+            wchan = fh.read().strip() or None
+    except OSError:
+        wchan = None
+    return state, (None if wchan == "0" else wchan), cpu
