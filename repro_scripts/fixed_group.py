@@ -1,0 +1,39 @@
+"""issue_group.py with the fix: the worker is wrapped in ``@clean_exit``.
+
+``clean_exit`` finishes the wandb run on every rank, destroys the process group and stops any
+child process still running before the worker exits, so the script exits with wandb 0.10.31
+too (see docs/integration.md). Nothing else differs from issue_group.py.
+
+    python repro_scripts/fixed_group.py [--nprocs 2] [--backend gloo] [--start-method spawn]
+    torchrun --standalone --nproc-per-node 2 repro_scripts/fixed_group.py
+"""
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import wandb
+from _common import backend, launch
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from pytest_spawnhang.integration import clean_exit
+
+
+@clean_exit
+def main(rank, world_size):
+    dist.init_process_group(backend(), rank=rank, world_size=world_size)
+    wandb.init(project="ddp-hang", group="DDP")
+
+    model = DDP(nn.Linear(10, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    for step in range(3):
+        optimizer.zero_grad()
+        loss = model(torch.randn(8, 10)).pow(2).mean()
+        loss.backward()
+        optimizer.step()
+        wandb.log({"loss": loss.item(), "step": step, "rank": rank})
+
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    launch(main)
