@@ -75,6 +75,7 @@ def snapshot(
     tracker: ProcessTracker, launcher_pid: int, opts: CaptureOptions, include: tuple[int, ...] = ()
 ) -> list[ProcessRecord]:
     """Dump every live tracked process (and ``include``), and record the ones that ended."""
+    tracker.poll()  # the tree may have grown since the watch last looked
     tracker.refresh()
     alive = tracker.alive()
     pids = list(dict.fromkeys([*include, *(s.pid for s in alive)]))
