@@ -26,8 +26,9 @@ TIMEOUT_S = 15.0
 
 
 def hung_job(repeat: int) -> dict[str, list[float]]:
-    rows: dict[str, list[float]] = {"wall - deadline (incl. start-up)": [], "deadline -> report": [],
-                                    "dump all": [], "reap": [], "processes dumped": []}
+    rows: dict[str, list[float]] = {
+        "wall - deadline (incl. start-up)": [], "deadline -> report": [], "dump all": [],
+        "reap": [], "processes dumped": []}
     env = dict(os.environ, PYTHONPATH=str(SCENARIOS))
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as tmp:
