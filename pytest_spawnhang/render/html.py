@@ -323,4 +323,5 @@ def render_html(report: Report) -> str:
         node_w=NODE_W,
         node_h=NODE_H,
         state_names=("blocked", "busy", "exited", "zombie", "not-dumped"),
+        origin_names={"stdlib": "stdlib", "library": "site-packages", "internal": "internal"},
     )

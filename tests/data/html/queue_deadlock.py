@@ -4,14 +4,14 @@ queue while the child waits for the parent's input on another, and neither ever 
 import multiprocessing as mp
 
 
-def child(inbox: mp.Queue, outbox: mp.Queue) -> None:
-    item = inbox.get()
-    outbox.put(item * 2)
+def double(inbox: mp.Queue, outbox: mp.Queue) -> None:
+    outbox.put(inbox.get() * 2)
 
 
 if __name__ == "__main__":
-    inbox, outbox = mp.Queue(), mp.Queue()
-    proc = mp.Process(target=child, args=(inbox, outbox), name="doubler")
-    proc.start()
-    print(outbox.get())
-    proc.join()
+    context = mp.get_context("spawn")
+    inbox, outbox = context.Queue(), context.Queue()
+    child = context.Process(target=double, args=(inbox, outbox), name="doubler")
+    child.start()
+    print(outbox.get())  # deadlock: the parent should have put into inbox first
+    child.join()
