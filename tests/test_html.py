@@ -2,10 +2,11 @@
 and one live hang opened in a real (headless) browser.
 
 The reports under ``tests/data/html/<case>/report.json`` were written by ``spawnhang run`` on the
-scripts beside them (see each script's docstring). The diagnosis there is the one the engine
-wrote at the time: a summary only. ``diagnosis.synthesised.json`` beside a report holds edges,
-chains, root causes and findings written BY HAND for those real processes, so that the drawing
-of each is exercised before the diagnosis rules produce them; tests that use it say so.
+scripts beside them (see each script's docstring; ``escape`` ran ``tests/scenarios/escape.py``).
+The diagnosis there is the one the engine wrote at the time: a summary only.
+``diagnosis.synthesised.json`` beside a report holds edges, chains, root causes and findings
+written BY HAND for those real processes, so that the drawing of each is exercised before the
+diagnosis rules produce them; tests that use it say so.
 """
 
 from __future__ import annotations
