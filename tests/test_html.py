@@ -234,6 +234,20 @@ def test_an_empty_report_renders() -> None:
     assert page.find("section", cls="process") == []
 
 
+def test_stragglers_and_survivors_are_listed() -> None:
+    report = load_case("escape", synthesised=False)
+    report.stragglers = [Straggler(4242, ["python", "-c", "pass"], role="worker_child")]
+    report.survivors = [report.processes[-1].pid, 4343]
+    page = parse(report)
+    leftovers = page.one("section", id="leftovers")
+    row = page.one("tr", cls="straggler", data_pid=4242, within=leftovers)
+    assert "worker child" in row.text and "python -c pass" in row.text
+    for pid in report.survivors:
+        page.one("span", cls="survivor", data_pid=pid, within=leftovers)
+    assert "Left behind" in leftovers.text
+    assert parse(load_case("escape", synthesised=False)).find("section", id="leftovers") == []
+
+
 def test_user_frames_are_found_and_library_frames_dimmed() -> None:
     report = load_case("gloo_barrier_recv", synthesised=False)
     page = parse(report)
@@ -258,6 +272,9 @@ def test_user_frames_are_found_and_library_frames_dimmed() -> None:
     ("/usr/lib/python3/dist-packages/wandb/sdk/wandb_run.py", "library"),
     ("<string>", "internal"),
     ("<frozen runpy>", "internal"),
+    ("/usr/lib/x86_64-linux-gnu/libc.so.6", "native"),
+    ("/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0", "native"),
+    ("/work/.venv/lib/python3.11/site-packages/torch/lib/libtorch_cpu.so", "native"),
     ("/home/me/lib/python_tools/run.py", "user"),
 ])
 def test_frame_origin(path: str, origin: str) -> None:

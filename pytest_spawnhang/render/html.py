@@ -35,6 +35,7 @@ SELF_LOOP = 44  # how far the loop of a process waiting on itself reaches right 
 ARC_DEPTH = 22  # arrows along a row dip this far below it, and more the longer they are
 WHERE_CHARS = 28  # the "where" line of a node is cut to this many characters
 
+_NATIVE_FILE = re.compile(r"\.(?:so|dylib|dll)(?:\.[\d.]+)?$")  # ``--native`` frames: C code
 _LIBRARY_FILE = re.compile(r"[/\\](?:site|dist)-packages[/\\]")
 _STDLIB_FILE = re.compile(r"[/\\]lib(?:64)?[/\\](?:python|pypy)\d[\d.]*[/\\]")
 # psutil's status names, folded into the five states the page colours.
@@ -51,10 +52,12 @@ TRIGGER_TEXT = {
 
 
 def frame_origin(frame: Frame) -> str:
-    """Whose code a frame runs: "user", "library" (site-packages), "stdlib" or "internal"
-    (``<string>`` of ``python -c``, ``<frozen ...>``)."""
+    """Whose code a frame runs: "user", "library" (site-packages), "stdlib", "native" (a shared
+    library's C code) or "internal" (``<string>`` of ``python -c``, ``<frozen ...>``)."""
     if frame.file.startswith("<"):
         return "internal"
+    if _NATIVE_FILE.search(frame.file):
+        return "native"
     if _LIBRARY_FILE.search(frame.file):
         return "library"
     if _STDLIB_FILE.search(frame.file):
@@ -323,5 +326,6 @@ def render_html(report: Report) -> str:
         node_w=NODE_W,
         node_h=NODE_H,
         state_names=("blocked", "busy", "exited", "zombie", "not-dumped"),
-        origin_names={"stdlib": "stdlib", "library": "site-packages", "internal": "internal"},
+        origin_names={"stdlib": "stdlib", "library": "site-packages", "native": "native",
+                      "internal": "internal"},
     )
