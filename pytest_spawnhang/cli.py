@@ -20,6 +20,7 @@ import psutil
 from . import engine
 from .diagnosis import diagnose
 from .model import Report
+from .render.html import render_html
 from .render.text import render_report
 from .report_files import default_report_dir, prepare_dir, write_report
 from .tree import ProcessTracker
@@ -67,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--native", action="store_true", help="include native (C/C++) frames")
         p.add_argument("--locals", action="store_true", help="include local variables "
                        "(values of secret-looking names are redacted)")
+        p.add_argument("--html", action="store_true", help="write report.html even when the "
+                       "program exited cleanly")
 
     run = sub.add_parser("run", help="run a command under a deadline; dump, explain and reap "
                          "its whole process tree if it hangs")
@@ -85,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="render a saved report.json again")
     report.add_argument("path", type=Path)
-    report.add_argument("--text", action="store_true", help="print the text form (default)")
+    report.add_argument("--html", type=Path, metavar="OUT", help="write the HTML picture to OUT")
+    report.add_argument("--text", action="store_true",
+                        help="print the text form (the default when --html is not given)")
     return parser
 
 
@@ -128,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
 
     report = engine.run_command(command, timeout_s=args.timeout, stall_s=args.stall,
                                 opts=_capture_options(args), on_watch=on_watch)
-    _finish(report, directory)
+    _finish(report, directory, args.html)
     return engine.exit_status(report)
 
 
@@ -152,7 +157,7 @@ def _dump(args: argparse.Namespace) -> int:
                                            include=(args.pid,))
         report.diagnosis = diagnose(report)
     report.timings["dump_total_s"] = time.monotonic() - started
-    _finish(report, directory)
+    _finish(report, directory, args.html)
     return 0
 
 
@@ -161,12 +166,18 @@ def _report(args: argparse.Namespace) -> int:
         report = Report.load(args.path)
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise UsageError(f"cannot read report {args.path}: {exc}") from None
-    sys.stdout.write(render_report(report))
+    if args.html is not None:
+        try:
+            args.html.write_text(render_html(report))
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.html}: {exc.strerror or exc}") from None
+    if args.text or args.html is None:
+        sys.stdout.write(render_report(report))
     return 0
 
 
-def _finish(report: Report, directory: Path) -> None:
-    path = write_report(report, directory)
+def _finish(report: Report, directory: Path, html: bool) -> None:
+    path = write_report(report, directory, html)
     if report.verdict in ("exit",) and not report.stragglers:
         print(f"spawnhang: exit after {report.duration_s:.1f}s; report: {path}", file=sys.stderr)
         return
@@ -178,7 +189,8 @@ def _finish(report: Report, directory: Path) -> None:
               file=sys.stderr)
     if report.survivors:
         print(f"WARNING: could not kill {report.survivors}", file=sys.stderr)
-    print(f"report: {path} (stacks: {directory / 'report.txt'})", file=sys.stderr)
+    print(f"report: {path}\n        {directory / 'report.txt'} (stacks)\n        "
+          f"{directory / 'report.html'} (picture)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from .model import Report
+from .render.html import render_html
 from .render.text import render_process, render_report
 
 
@@ -27,8 +28,9 @@ def prepare_dir(path: str | Path) -> Path:
     return path
 
 
-def write_report(report: Report, directory: str | Path) -> Path:
-    """Write every artefact of ``report``; returns the path of report.json."""
+def write_report(report: Report, directory: str | Path, html: bool = False) -> Path:
+    """Write every artefact of ``report``; returns the path of report.json. The HTML picture is
+    written for every run that did not simply exit, and for any run when ``html`` is set."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for proc in report.processes:
@@ -36,6 +38,8 @@ def write_report(report: Report, directory: str | Path) -> Path:
             label = re.sub(r"[^A-Za-z0-9]+", "-", proc.label).strip("-")
             (directory / f"pid{proc.pid}-{label}.txt").write_text(render_process(proc) + "\n")
     (directory / "report.txt").write_text(render_report(report))
+    if html or report.verdict != "exit":
+        (directory / "report.html").write_text(render_html(report))
     target = directory / "report.json"
     target.write_text(json.dumps(report.to_dict(), indent=1) + "\n")
     return target

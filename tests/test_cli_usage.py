@@ -135,3 +135,14 @@ def test_report_renders_a_saved_report_again(tmp_path):
     again = spawnhang("report", str(tmp_path / "report.json"))
     assert again.returncode == 0
     assert again.stdout == (tmp_path / "report.txt").read_text()
+
+
+def test_report_html_renders_a_saved_report_to_a_file(tmp_path):
+    done = spawnhang("run", "--html", "--report-dir", str(tmp_path / "r"), "--",
+                     sys.executable, "-c", "pass")
+    assert done.returncode == 0
+    assert (tmp_path / "r" / "report.html").read_text().startswith("<!DOCTYPE html>")
+    again = spawnhang("report", str(tmp_path / "r" / "report.json"), "--html",
+                      str(tmp_path / "again.html"))
+    assert again.returncode == 0 and again.stdout == ""
+    assert (tmp_path / "again.html").read_text() == (tmp_path / "r" / "report.html").read_text()
