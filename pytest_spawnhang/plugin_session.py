@@ -1,0 +1,489 @@
+"""The working half of ``pytest --spawnhang``, registered by ``plugin.py`` only when enabled.
+
+Per test (a ``Job``): the pytest process is the launcher, so its new descendants are the test's
+processes. One watcher thread for the whole session takes up a test once it has run
+``WATCH_AFTER_S`` and runs the engine's ``Watch`` on it; short tests never meet it. On a deadline
+or stall it has the engine dump, explain and reap the test's processes, writes the report, and
+interrupts the blocked main thread with SIGALRM, as pytest-timeout's signal method does. The
+report of the phase that hung is then rewritten to carry the spawnhang verdict, whether the
+interrupt or the end of the reaped workers got the main thread out first.
+
+Per owner (a test, or a fixture above function scope): processes that outlive their owner are
+warned about, reaped or failed (``--spawnhang-leaks``), and at the end of the session every
+descendant still alive is reaped, so that pytest always exits.
+
+Summaries travel as plain dicts ("events"): attached to teardown reports (``report.spawnhang``,
+which pytest-xdist serialises with the report) or, at session end, to xdist's ``workeroutput``,
+and gathered by the same hooks in the process that prints the terminal summary.
+
+The engine (``plugin_watch``) is imported only when a test starts a process or runs long enough
+to be watched: a suite of short tests pays for one read of /proc per test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .plugin import Marker, Settings
+from .plugin_summary import write_summary
+from .tree import become_subreaper
+
+if TYPE_CHECKING:
+    from .engine import Watch
+    from .plugin_watch import Tracker
+
+# A test is watched once it has run this long, so the many short tests of a suite cost the
+# watcher nothing; the deadline itself still counts from the test's start.
+WATCH_AFTER_S = 0.1
+# After the interrupt, how long the main thread may take to leave the hung test before the
+# watcher gives up on it, reaps everything and exits pytest (as pytest-timeout's thread method).
+UNRESPONSIVE_S = 10.0
+
+JOB_KEY = pytest.StashKey["Job"]()
+TIMEOUT_KEY = pytest.StashKey[float]()  # pytest-timeout's deadline, handed over by its hook
+
+
+def direct_children() -> frozenset[int]:
+    """This process's children, read from /proc without scanning every process. pytest is a
+    child subreaper, so when none of them is new, none of its descendants is either."""
+    pids: set[int] = set()
+    for tid in os.listdir("/proc/self/task"):
+        try:  # os.open and os.read: half the cost of open(), and this runs once per test
+            fd = os.open(f"/proc/self/task/{tid}/children", os.O_RDONLY)
+        except FileNotFoundError:  # the thread has ended since listdir
+            continue
+        try:
+            pids.update(map(int, os.read(fd, 1 << 20).split()))
+        finally:
+            os.close(fd)
+    return frozenset(pids)
+
+
+if not os.path.exists(f"/proc/self/task/{threading.get_native_id()}/children"):
+
+    def direct_children() -> frozenset[int]:  # a kernel without CONFIG_PROC_CHILDREN
+        import psutil
+
+        return frozenset(p.pid for p in psutil.Process().children())
+
+
+@dataclass(eq=False)
+class Job:
+    """One test, from the start of its setup to the end of its teardown."""
+
+    item: pytest.Item
+    marker: Marker
+    exclude: frozenset[int]  # pytest's children before the test (and those fixtures own)
+    stall_s: float | None
+    timeout_s: float | None = None
+    timeout_from: str | None = None
+    deadline: float | None = None  # time.monotonic()
+    started: float = field(default_factory=time.monotonic)
+    wall_started: float = field(default_factory=time.time)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    finished: bool = False
+    armed: bool = False  # the main thread is inside a setup, call or teardown hook
+    handler_installed: bool = False
+    previous_handler: Any = None  # SIGALRM's, restored at the end
+    _tracker: Tracker | None = None
+    # Set by the watcher when it takes the job up (most jobs never are):
+    watch: Watch | None = None
+    picked: bool = False
+    done: threading.Event | None = None  # the hang is captured and the report written
+    responded: threading.Event | None = None  # the main thread got back to pytest
+    released: threading.Event | None = None  # the watcher is done with the job
+    # Set once the job fired:
+    fired: str | None = None  # "deadline" or "stall"
+    fired_at: float = 0.0
+    hang: Any = None  # plugin_watch.Hang
+    interrupted: bool = False
+    applied: bool = False
+
+    @property
+    def watchable(self) -> bool:
+        return self.deadline is not None or self.stall_s is not None
+
+    def tracker(self) -> Tracker:
+        with self.lock:
+            if self._tracker is None:
+                from .plugin_watch import Tracker
+
+                self._tracker = Tracker(root_pid=os.getpid(), exclude=self.exclude)
+            return self._tracker
+
+    def disown(self, pids: frozenset[int]) -> None:
+        with self.lock:
+            self.exclude |= pids
+            if self._tracker is not None:
+                self._tracker.disown(pids)
+
+    def set_deadline(self, timeout_s: float | None, source: str | None) -> None:
+        with self.lock:
+            self.timeout_s, self.timeout_from = timeout_s, source
+            self.deadline = None if timeout_s is None else time.monotonic() + timeout_s
+            if self.watch is not None:
+                self.watch.deadline = self.deadline
+                self.watch.wake.set()
+
+    def stop_timers(self) -> None:
+        """A debugger took over: nothing fires any more."""
+        with self.lock:
+            self.set_deadline(None, None)
+            self.stall_s = None
+            if self.watch is not None:
+                self.watch.stall = None
+
+
+@dataclass
+class _Owned:
+    """Processes that appeared while a fixture above function scope was being set up."""
+
+    label: str
+    pids: frozenset[int]
+    trackers: list[Tracker]
+
+
+class SessionPlugin:
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.worker = hasattr(config, "workerinput")
+        # The xdist controller runs no test: it only gathers and prints the workers' events.
+        self.watching = self.worker or getattr(config.option, "dist", "no") == "no"
+        self.job: Job | None = None
+        self.watcher: threading.Thread | None = None
+        self.stopping = threading.Event()
+        self.baseline: frozenset[int] = frozenset()  # children before the session: not ours
+        self.children: frozenset[int] = frozenset()  # children at the last test's end
+        self.owned: dict[Any, _Owned] = {}  # by FixtureDef
+        self.claimed: frozenset[int] = frozenset()  # children that fixtures own
+        self.owner_of: dict[int, str] = {}  # pid -> owner, of the processes already listed
+        self.failures: list[str] = []  # owners to fail at the end of this phase (leaks=fail)
+        self.pending: list[dict[str, Any]] = []  # events not yet attached to a report
+        self.events: list[dict[str, Any]] = []  # gathered for the terminal summary
+
+    # -- session ---------------------------------------------------------------------------
+
+    def pytest_sessionstart(self) -> None:
+        if self.watching:
+            become_subreaper()
+            self.baseline = self.children = direct_children()
+
+    @pytest.hookimpl(trylast=True)  # after pytest's own teardown of what is still set up
+    def pytest_sessionfinish(self) -> None:
+        if not self.watching:
+            return
+        self.stopping.set()
+        events, self.pending = self.pending + self._sweep(), []
+        if self.worker:
+            self.config.workeroutput["spawnhang"] = events  # type: ignore[attr-defined]
+        else:
+            self.events.extend(events)
+
+    def _sweep(self) -> list[dict[str, Any]]:
+        """Reap every descendant still alive, so that pytest can exit."""
+        if not direct_children() - self.baseline:
+            return []
+        from . import plugin_watch as watch
+
+        tracker = watch.Tracker(root_pid=os.getpid(), exclude=self.baseline)
+        left = watch.alive(tracker)
+        if not left:
+            return []
+        survivors = watch.reap(tracker)
+        return [{"kind": "session", "survivors": survivors, "processes": [
+            {**watch.describe(s), "owner": self.owner_of.get(s.pid)} for s in left]}]
+
+    # -- one test ----------------------------------------------------------------------------
+
+    def _start(self, item: pytest.Item) -> Job:
+        try:
+            marker, error = Marker.of(item), None
+        except ValueError as exc:
+            marker, error = Marker(), str(exc)
+        job = Job(item, marker, self.children, marker.stall_s or self.settings.stall_s)
+        pytest_timeout = item.stash.get(TIMEOUT_KEY, None)
+        if marker.timeout_s is not None:
+            job.set_deadline(marker.timeout_s, "the spawnhang marker")
+        elif pytest_timeout is not None:
+            job.set_deadline(pytest_timeout, "pytest-timeout")
+        elif self.settings.timeout_s is not None:
+            job.set_deadline(self.settings.timeout_s, "--spawnhang-timeout")
+        item.stash[JOB_KEY] = self.job = job
+        if error is None and marker.expect == "hang" and not job.watchable:
+            error = ("spawnhang marker: expect='hang' needs a deadline (timeout= here, "
+                     "pytest-timeout or --spawnhang-timeout) or a stall window")
+        if error is not None:
+            pytest.fail(error, pytrace=False)
+        self._make_interruptible(job)
+        return job
+
+    def _make_interruptible(self, job: Job) -> None:
+        if not job.watchable or threading.current_thread() is not threading.main_thread():
+            return
+        if not job.handler_installed:
+            job.previous_handler = signal.signal(signal.SIGALRM, self._interrupt)
+            job.handler_installed = True
+        if self.watcher is None:
+            self.watcher = threading.Thread(target=self._watch_loop, name="spawnhang-watcher",
+                                            daemon=True)
+            self.watcher.start()
+
+    def _end(self, job: Job) -> str | None:
+        """Stop watching; judge what the test left behind. Returns a failure message or None."""
+        with job.lock:
+            job.finished = True
+            picked = job.picked
+        if picked:
+            job.watch.wake.set()  # type: ignore[union-attr]
+            job.responded.set()  # type: ignore[union-attr]
+            job.released.wait()  # type: ignore[union-attr]
+        if job.handler_installed:
+            signal.signal(signal.SIGALRM, job.previous_handler)
+        self.job = None
+        if job.fired and not job.applied:  # it fired as the test ended: no report left to fail
+            self.pending.append(job.hang.event)
+        self.children = direct_children()
+        if job._tracker is None and not self.children - job.exclude:
+            return None  # the usual test: it started no process, or none is left
+        from . import plugin_watch as watch
+
+        tracker = job.tracker()
+        message = self._judge(job.item.nodeid, watch.alive(tracker, wait=True), tracker,
+                              job.marker.leaks)
+        self.children = direct_children()
+        return message
+
+    def _judge(self, owner: str, left: list[Any], tracker: Tracker,
+               policy: str | None) -> str | None:
+        """Apply the leaks policy to what ``owner`` left alive; a failure message or None."""
+        if not left:
+            return None
+        from . import plugin_watch as watch
+
+        policy = policy or self.settings.leaks
+        survivors = [] if policy == "warn" else watch.reap(tracker)
+        processes = [watch.describe(s) for s in left]
+        self.pending.append({"kind": "leftover", "owner": owner, "policy": policy,
+                             "survivors": survivors, "processes": processes})
+        for proc in processes:
+            self.owner_of[proc["pid"]] = owner
+        if policy != "fail":
+            return None
+        return (f"spawnhang: {len(left)} process(es) outlived {owner} (leaks=fail; reaped):\n"
+                + "\n".join(f"  pid {p['pid']}: {p['cmdline']}" for p in processes))
+
+    # -- hooks around each phase -----------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Any:
+        if not self.watching:
+            return (yield)
+        return (yield from self._phase(self._start(item)))
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Any:
+        return (yield from self._phase(item.stash.get(JOB_KEY, None)))
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Any:
+        return (yield from self._phase(item.stash.get(JOB_KEY, None), last=True))
+
+    def _phase(self, job: Job | None, last: bool = False) -> Any:
+        """Run one phase with the job armed: an interrupt raised in it is caught by pytest's
+        runner like any error of the phase. Owners judged during the phase that leaked under
+        leaks=fail fail it."""
+        if job is None:
+            return (yield)
+        job.armed = True
+        try:
+            result = yield
+        except BaseException:
+            self._close(job, last)
+            self.failures.clear()  # the phase fails anyway; the leftovers are in the summary
+            raise
+        self._close(job, last)
+        if self.failures:
+            message, self.failures = "\n".join(self.failures), []
+            pytest.fail(message, pytrace=False)
+        return result
+
+    def _close(self, job: Job, last: bool) -> None:
+        job.armed = False
+        if last and (message := self._end(job)) is not None:
+            self.failures.append(message)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        job = item.stash.get(JOB_KEY, None)
+        if job is None:
+            return report
+        if job.fired and not job.applied:
+            job.done.wait()  # the capture may still be reaping
+            self._apply_hang(job, report)
+            job.responded.set()
+        elif call.when == "call" and job.marker.expect == "hang" and report.passed:
+            report.outcome = "failed"
+            report.longrepr = (f"spawnhang: expected a hang, but the test ended after "
+                               f"{call.duration:.1f}s ({job.timeout_s:g}s deadline from "
+                               f"{job.timeout_from})")
+        if call.when == "teardown" and self.pending:
+            report.spawnhang, self.pending = self.pending, []
+        return report
+
+    def _apply_hang(self, job: Job, report: pytest.TestReport) -> None:
+        job.applied = True
+        job.hang.event["trigger_to_failure_s"] = round(time.monotonic() - job.fired_at, 3)
+        self.pending.append(job.hang.event)
+        properties = [("spawnhang_verdict", "hang"),
+                      ("spawnhang_report", job.hang.event["report"])]
+        job.item.user_properties.extend(properties)  # for later reports: JUnit reads teardown's
+        report.user_properties.extend(properties)
+        report.sections.append(("spawnhang report", job.hang.text))
+        if job.marker.expect == "hang":
+            report.outcome, report.longrepr = "passed", None
+        else:
+            report.outcome, report.longrepr = "failed", job.hang.message
+
+    # -- the watcher thread ----------------------------------------------------------------
+
+    def _watch_loop(self) -> None:
+        while not self.stopping.wait(WATCH_AFTER_S / 2):
+            job = self.job
+            if (job is not None and job.watchable and not job.picked
+                    and time.monotonic() - job.started >= WATCH_AFTER_S):
+                self._watch(job)
+
+    def _watch(self, job: Job) -> None:
+        from . import plugin_watch as watch
+
+        with job.lock:
+            if job.finished:
+                return
+            job.watch = watch.make_watch(job.tracker(), lambda: job.finished, job.deadline,
+                                         job.stall_s)
+            job.done, job.responded, job.released = (threading.Event() for _ in range(3))
+            job.picked = True
+        try:
+            trigger = job.watch.wait()
+            with job.lock:
+                if job.finished or trigger not in ("deadline", "stall"):
+                    return
+                job.fired, job.fired_at = trigger, time.monotonic()
+            try:
+                job.hang = watch.capture_hang(job, trigger, self.settings)
+            except Exception as exc:  # never leave the test hung because the capture broke
+                watch.reap(job.tracker())
+                message = f"spawnhang: hang ({trigger}); capturing it failed: {exc!r}"
+                job.hang = watch.Hang(message, message, {
+                    "kind": "hang", "nodeid": job.item.nodeid, "trigger": trigger,
+                    "summary": message, "report": "not written",
+                    "expected": job.marker.expect == "hang"})
+            finally:
+                job.done.set()
+            if job.armed:
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGALRM)
+            if not job.responded.wait(UNRESPONSIVE_S):
+                self._abandon(job)
+        finally:
+            job.released.set()
+
+    def _interrupt(self, signum: int, frame: object) -> None:
+        """SIGALRM handler, in the main thread: fail the hung phase."""
+        __tracebackhide__ = True
+        job = self.job
+        if job is not None and job.armed and job.fired and not job.interrupted:
+            job.interrupted = True
+            pytest.fail(job.hang.message, pytrace=False)
+
+    def _abandon(self, job: Job) -> None:
+        """The main thread did not come back after the interrupt (it swallowed it, or sits in
+        C code): say so, reap everything and exit rather than hang the CI job."""
+        sys.__stderr__.write(
+            f"\n{job.item.nodeid}: {job.hang.message}\nspawnhang: the test did not respond to "
+            f"the interrupt within {UNRESPONSIVE_S:g}s; reaping every process left and "
+            "exiting.\n")
+        sys.__stderr__.flush()
+        self._sweep()
+        os._exit(1)
+
+    # -- pytest-timeout: take its timer over -----------------------------------------------
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> bool:
+        """pytest-timeout's deadline becomes ours (unless the spawnhang marker sets one);
+        returning True keeps pytest-timeout's own timer from starting."""
+        item.stash[TIMEOUT_KEY] = settings.timeout
+        job = item.stash.get(JOB_KEY, None)
+        if job is not None and not job.finished and job.marker.timeout_s is None:
+            job.set_deadline(settings.timeout, "pytest-timeout")  # its func_only: at the call
+            self._make_interruptible(job)
+        return True
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_timeout_cancel_timer(self, item: pytest.Item) -> bool:
+        """Ends a func_only deadline at the end of the call. pytest-timeout also cancels on
+        every failure (from pytest_exception_interact, outside any phase): then the teardown
+        stays watched, and debuggers are seen through pytest_enter_pdb instead."""
+        job = item.stash.get(JOB_KEY, None)
+        if job is not None and job.armed and job.timeout_from == "pytest-timeout":
+            job.set_deadline(None, None)
+        return True
+
+    def pytest_enter_pdb(self) -> None:
+        if self.job is not None:
+            self.job.stop_timers()
+
+    # -- fixtures above function scope own what they start ----------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(self, fixturedef: Any, request: pytest.FixtureRequest) -> Any:
+        if fixturedef.scope == "function" or not self.watching:
+            return (yield)
+        before = direct_children()
+        try:
+            return (yield)
+        finally:
+            new = direct_children() - before - self.claimed
+            if new:
+                from . import plugin_watch as watch
+
+                self.claimed |= new
+                if self.job is not None:
+                    self.job.disown(new)
+                label = f"fixture {fixturedef.argname!r} ({fixturedef.scope} scope)"
+                self.owned[fixturedef] = _Owned(label, new, [watch.subtree(p) for p in new])
+
+    def pytest_fixture_post_finalizer(self, fixturedef: Any) -> None:
+        owned = self.owned.pop(fixturedef, None)
+        if owned is None:
+            return
+        from . import plugin_watch as watch
+
+        self.claimed -= owned.pids
+        for tracker in owned.trackers:
+            message = self._judge(owned.label, watch.alive(tracker, wait=True), tracker, None)
+            if message is not None:
+                self.failures.append(message)
+
+    # -- gathering and printing --------------------------------------------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.events.extend(getattr(report, "spawnhang", ()))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any) -> None:
+        self.events.extend(getattr(node, "workeroutput", {}).get("spawnhang", ()))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.events:
+            write_summary(terminalreporter, self.events)

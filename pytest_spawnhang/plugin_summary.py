@@ -1,0 +1,32 @@
+"""The ``spawnhang`` section of the terminal summary, from the events the session gathered
+(its own, or those of pytest-xdist's workers): one line per hung test, the processes that
+outlived their owner grouped by owner, and what was reaped at the end of the session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def write_summary(terminalreporter: Any, events: list[dict[str, Any]]) -> None:
+    write = terminalreporter.write_line
+    terminalreporter.section("spawnhang")
+    for event in (e for e in events if e["kind"] == "hang"):
+        verdict = "HANG (expected)" if event["expected"] else "HANG"
+        write(f"{verdict} {event['nodeid']} - {event['summary']} (report: {event['report']})")
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for event in (e for e in events if e["kind"] == "leftover"):
+        groups.setdefault((event["owner"], event["policy"]), []).extend(event["processes"])
+    for (owner, policy), processes in groups.items():
+        action = "left running" if policy == "warn" else "reaped"
+        write(f"LEFTOVER {len(processes)} process(es) outlived {owner} ({action}, "
+              f"leaks={policy}):")
+        for proc in processes:
+            write(f"    pid {proc['pid']}: {proc['cmdline']}")
+    for event in (e for e in events if e["kind"] == "session"):
+        write(f"REAPED at session end: {len(event['processes'])} process(es)")
+        for proc in event["processes"]:
+            owner = f"left by {proc['owner']}" if proc["owner"] else "owner unknown"
+            write(f"    pid {proc['pid']} ({owner}): {proc['cmdline']}")
+    survivors = sorted({pid for e in events for pid in e.get("survivors", ())})
+    if survivors:
+        write(f"WARNING: could not kill {survivors}")
