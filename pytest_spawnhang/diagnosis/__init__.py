@@ -37,7 +37,7 @@ def explain(report: Report, rules: tuple[Rule, ...] | None = None) -> Diagnosis:
     edges = build_edges(scene)
     result = walk(scene, edges)
     matches = match_rules(load_rules() if rules is None else rules, scene, edges,
-                          result.visited, collective_roster(scene))
+                          result.depth, collective_roster(scene))
     return Diagnosis(
         summary=summarize(scene, edges, result, matches),
         states=[r.state for r in scene.readings.values()],

@@ -26,13 +26,14 @@ P2P_PARTNERS = {
 }
 PEER_LOCALS = ("local:src", "local:dst", "local:group_src", "local:group_dst")
 MAX_CHAINS = 64  # thousands of ranks must not make thousands of chains
+MAX_STEPS = 10_000  # paths tried, all starts together
 
 
 @dataclass
 class Walk:
     chains: list[list[int]] = field(default_factory=list)
-    roots: list[Node] = field(default_factory=list)  # the last node of each chain
-    visited: set[Node] = field(default_factory=set)  # every node on some chain
+    roots: list[Node] = field(default_factory=list)  # what nobody will wake
+    depth: dict[Node, int] = field(default_factory=dict)  # steps from the launcher, per node
 
 
 def build_edges(scene: Scene) -> list[WaitEdge]:
@@ -118,27 +119,50 @@ def _collective_edges(scene: Scene, node: Node) -> list[WaitEdge]:
 
 
 def walk(scene: Scene, edges: list[WaitEdge]) -> Walk:
-    """Every path from the launcher along the edges; a path ends where nothing it reaches
-    waits for anything new (a leaf, or the node that closes a cycle)."""
+    """The paths from the launcher along the edges, each up to a root cause.
+
+    A root cause is a node that waits for nothing, or a deadlock: a cycle that nothing outside
+    it can break (every node it reaches reaches it back; mismatched collectives). A path ends
+    where it enters one, and all of that cycle's nodes are root causes.
+    """
     out: dict[Node, list[Node]] = {}
     for edge in edges:
         target = (scene.main_node(edge.target_pid) if edge.target_thread is None
                   else (edge.target_pid, edge.target_thread))
         out.setdefault((edge.waiter_pid, edge.waiter_thread or PROCESS), []).append(target)
+    reach: dict[Node, set[Node]] = {}
+
+    def reachable(node: Node) -> set[Node]:
+        if node not in reach:
+            seen: set[Node] = set()
+            todo = list(out.get(node, []))
+            while todo:
+                if (nxt := todo.pop()) not in seen:
+                    seen.add(nxt)
+                    todo += out.get(nxt, [])
+            reach[node] = seen
+        return reach[node]
+
     result = Walk()
+    budget = MAX_STEPS
     for start in _starts(scene):
         stack = [[scene.main_node(start)]]
-        while stack and len(result.chains) < MAX_CHAINS:
+        while stack and budget > 0 and len(result.chains) < MAX_CHAINS:
+            budget -= 1
             path = stack.pop()
-            result.visited.update(path)
-            nexts = [n for n in out.get(path[-1], []) if n not in path]
-            if nexts:
+            for depth, node in enumerate(path):
+                result.depth[node] = min(depth, result.depth.get(node, depth))
+            last = path[-1]
+            nexts = [n for n in out.get(last, []) if n not in path]
+            if nexts and not all(last in reachable(m) for m in reachable(last)):
                 stack += [[*path, n] for n in reversed(nexts)]
                 continue
             pids = [n[0] for i, n in enumerate(path) if i == 0 or path[i - 1][0] != n[0]]
             if pids not in result.chains:
                 result.chains.append(pids)
-                result.roots.append(path[-1])
+            for root in [last, *sorted(reachable(last))]:
+                if root not in result.roots:
+                    result.roots.append(root)
     return result
 
 

@@ -123,12 +123,13 @@ def _regexes(pattern: NodePattern | None) -> list[str]:
 
 
 def match_rules(rules: tuple[Rule, ...], scene: Scene, edges: list[WaitEdge],
-                on_chain: set[Node], roster: str) -> list[Match]:
-    """Every rule that matches a thread on a chain, in the file's order."""
-    matches = []
+                depth: dict[Node, int], roster: str) -> list[Match]:
+    """Every rule that matches a thread on a chain; those nearest the launcher first, then in
+    the file's order. ``depth``: the nodes on chains, and their distance from the launcher."""
+    matches, nearest = [], []
     for rule in rules:
         pairs: list[tuple[Node, WaitEdge | None]] = []
-        for node in sorted(on_chain):
+        for node in sorted(depth):
             if not rule.waiter.matches(scene, node):
                 continue
             if rule.target is None:
@@ -140,7 +141,9 @@ def match_rules(rules: tuple[Rule, ...], scene: Scene, edges: list[WaitEdge],
                       and rule.target.matches(scene, _target(scene, e))]
         if pairs:
             matches.append(_render(rule, scene, edges, pairs, roster))
-    return matches
+            nearest.append(min(depth[node] for node, _ in pairs))
+    order = sorted(range(len(matches)), key=lambda i: nearest[i])  # stable: file order on ties
+    return [matches[i] for i in order]
 
 
 def _target(scene: Scene, edge: WaitEdge) -> Node:

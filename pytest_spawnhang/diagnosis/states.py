@@ -22,7 +22,8 @@ class StatePattern:
     kind: str
     frames: tuple[str, ...]  # regexes over "function file"; each must match some frame
     detail: str  # template: {function} of the frame the first regex matched, and its groups
-    waits_for: str | None = None  # see graph.targets: children, ranks, threads, thread:NAME, peers
+    # children, mp_children, ranks, threads, thread, thread:NAME or peers: see graph.build_edges
+    waits_for: str | None = None
 
 
 # Specific before generic: a feeder stuck writing before an idle feeder, joins before locks.
@@ -34,6 +35,9 @@ STATE_PATTERNS = (
                  "threading._shutdown: waits for non-daemon threads", "threads"),
     StatePattern("join", (r"(^|\.)join .*torch/multiprocessing/spawn\.py$",),
                  "ProcessContext.join", "ranks"),
+    # torchrun's agent polls its workers between sleeps, in this loop.
+    StatePattern("join", (r"(^|\.)_invoke_run .*torch/distributed/elastic/agent/",),
+                 "torchrun's agent, monitoring its workers", "ranks"),
     StatePattern("join", (r"(^|\.)join .*multiprocessing/process\.py$",),
                  "BaseProcess.join", "mp_children"),
     StatePattern("join", (r"(^|\.)wait .*multiprocessing/popen_\w+\.py$",),
