@@ -1,0 +1,74 @@
+"""The variant matrix's collection: one test per variant, NCCL skipped without enough GPUs, and
+``--spawnhang-variants EXPR`` to run a slice (see docs/regression.md)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pytest
+
+from regression.variants import FilterError, all_variants, parse_filter
+
+OPTION = "--spawnhang-variants"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("spawnhang-matrix", "spawnhang variant matrix").addoption(
+        OPTION,
+        dest="spawnhang_variants",
+        metavar="EXPR",
+        default=None,
+        help='run only the variants matching EXPR, e.g. "backend=gloo and nprocs=2", '
+        '"placement=rank0,group and not launcher=torchrun2"; fields: backend, nprocs, '
+        "placement, start_method, launcher, integration",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A typo in the expression must stop the run, not quietly select nothing.
+    text = config.getoption("spawnhang_variants")
+    if text:
+        try:
+            parse_filter(text)
+        except FilterError as exc:
+            raise pytest.UsageError(f"{OPTION}: {exc}") from exc
+
+
+@cache
+def gpu_count() -> int:
+    # Imported here, once, so that collecting gloo-only slices elsewhere stays torch-free.
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "variant" not in metafunc.fixturenames:
+        return
+    params = []
+    for variant in all_variants():
+        marks = []
+        if variant.backend == "nccl" and gpu_count() < variant.nprocs:
+            marks.append(pytest.mark.skip(
+                reason=f"nccl needs one GPU per rank: {variant.nprocs} ranks, "
+                f"torch.cuda.device_count() == {gpu_count()}"
+            ))
+        params.append(pytest.param(variant, id=variant.id, marks=marks))
+    metafunc.parametrize("variant", params)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    text = config.getoption("spawnhang_variants")
+    if not text:
+        return
+    keep = parse_filter(text)
+    selected, deselected = [], []
+    for item in items:
+        variant = getattr(item, "callspec", None) and item.callspec.params.get("variant")
+        if variant is None or keep(variant.fields()):
+            selected.append(item)
+        else:
+            deselected.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected

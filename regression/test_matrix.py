@@ -1,0 +1,71 @@
+"""Each variant of the issue, run under the engine: it exits, or it hangs exactly as expected
+(regression/expectations.py), and nothing it started survives."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_spawnhang.engine import run_command
+from pytest_spawnhang.model import Report
+from pytest_spawnhang.report_files import write_report
+from regression.expectations import expected, wandb_era
+from regression.variants import Variant
+
+# A hang is called after 5 s of a quiet tree; the deadline only bounds a tree that keeps busy.
+STALL_S = 5.0
+TIMEOUT_S = 120.0
+
+
+def installed_wandb() -> str | None:
+    # The version from metadata: importing wandb would cost seconds in the test process.
+    try:
+        return importlib.metadata.version("wandb")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+WANDB = installed_wandb()
+ERA = wandb_era(WANDB)
+
+
+@pytest.fixture
+def offline_wandb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Nothing reaches the network, and wandb's files stay in this test's directory; the engine
+    starts the variant with this process's environment."""
+    wandb_dir = tmp_path / "wandb"
+    wandb_dir.mkdir()
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(wandb_dir))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    return wandb_dir
+
+
+def functions(report: Report, rank: int) -> set[str]:
+    proc = report.rank(rank)
+    if proc is None:
+        return set()
+    return {frame.function for thread in proc.threads for frame in thread.frames}
+
+
+def test_variant(
+    variant: Variant, offline_wandb: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    rule = expected(variant, ERA)
+    report = run_command(variant.command(sys.executable), timeout_s=TIMEOUT_S, stall_s=STALL_S)
+    path = write_report(report, tmp_path / "spawnhang")
+    request.node.user_properties.append(("spawnhang_report", str(path)))
+    context = (
+        f"{variant.id} with wandb {WANDB} ({ERA}): {report.verdict} by {report.trigger} after "
+        f"{report.duration_s:.1f}s, expected {rule.verdict} ({rule.why})\n"
+        f"{report.diagnosis.summary}\nreport: {path}"
+    )
+    assert report.survivors == [], context
+    assert report.verdict == rule.verdict, context
+    if rule.verdict == "hang":
+        # The issue's hang, not any hang: rank 0 is held at exit by wandb's internal process.
+        assert "_exit_function" in functions(report, 0), context
+        assert report.by_role("wandb_internal"), context
