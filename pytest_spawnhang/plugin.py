@@ -68,6 +68,7 @@ class Settings:
 
     enabled: bool
     timeout_s: float | None
+    timeout_from: str  # the option or ini key it came from, for messages
     stall_s: float | None
     report_dir: Path
     native: bool
@@ -95,9 +96,11 @@ class Settings:
         if leaks and leaks not in LEAK_POLICIES:
             raise pytest.UsageError(
                 f"{where}: expected one of {', '.join(LEAK_POLICIES)}, got {leaks!r}")
+        timeout, timeout_from = get("spawnhang_timeout")
         return cls(
             enabled=bool(get("spawnhang")[0]),
-            timeout_s=_usage_seconds(*get("spawnhang_timeout")),
+            timeout_s=_usage_seconds(timeout, timeout_from),
+            timeout_from=timeout_from,
             stall_s=_usage_seconds(*get("spawnhang_stall")),
             report_dir=base / Path(directory),
             native=bool(get("spawnhang_native")[0]),

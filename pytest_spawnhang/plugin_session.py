@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -89,6 +88,7 @@ class Job:
     started: float = field(default_factory=time.monotonic)
     wall_started: float = field(default_factory=time.time)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    error: str | None = None  # the marker's arguments are wrong: the setup fails
     finished: bool = False
     armed: bool = False  # the main thread is inside a setup, call or teardown hook
     handler_installed: bool = False
@@ -216,15 +216,22 @@ class SessionPlugin:
         elif pytest_timeout is not None:
             job.set_deadline(pytest_timeout, "pytest-timeout")
         elif self.settings.timeout_s is not None:
-            job.set_deadline(self.settings.timeout_s, "--spawnhang-timeout")
-        item.stash[JOB_KEY] = self.job = job
+            job.set_deadline(self.settings.timeout_s, self.settings.timeout_from)
         if error is None and marker.expect == "hang" and not job.watchable:
             error = ("spawnhang marker: expect='hang' needs a deadline (timeout= here, "
                      "pytest-timeout or --spawnhang-timeout) or a stall window")
-        if error is not None:
-            pytest.fail(error, pytrace=False)
+        job.error = error
+        item.stash[JOB_KEY] = self.job = job
         self._make_interruptible(job)
         return job
+
+    @pytest.hookimpl(specname="pytest_runtest_setup", tryfirst=True)
+    def pytest_runtest_setup_marker(self, item: pytest.Item) -> None:
+        """A bad marker fails the setup, inside every plugin's setup wrapper (as a skip marker
+        would), so that their teardowns find what their setups left."""
+        job = item.stash.get(JOB_KEY, None)
+        if job is not None and job.error is not None:
+            pytest.fail(job.error, pytrace=False)
 
     def _make_interruptible(self, job: Job) -> None:
         if not job.watchable or threading.current_thread() is not threading.main_thread():
@@ -332,10 +339,11 @@ class SessionPlugin:
             self._apply_hang(job, report)
             job.responded.set()
         elif call.when == "call" and job.marker.expect == "hang" and report.passed:
+            watched = (f"{job.timeout_s:g}s deadline from {job.timeout_from}"
+                       if job.timeout_s is not None else f"{job.stall_s:g}s stall window")
             report.outcome = "failed"
             report.longrepr = (f"spawnhang: expected a hang, but the test ended after "
-                               f"{call.duration:.1f}s ({job.timeout_s:g}s deadline from "
-                               f"{job.timeout_from})")
+                               f"{call.duration:.1f}s ({watched})")
         if call.when == "teardown" and self.pending:
             report.spawnhang, self.pending = self.pending, []
         return report
@@ -408,11 +416,14 @@ class SessionPlugin:
     def _abandon(self, job: Job) -> None:
         """The main thread did not come back after the interrupt (it swallowed it, or sits in
         C code): say so, reap everything and exit rather than hang the CI job."""
-        sys.__stderr__.write(
-            f"\n{job.item.nodeid}: {job.hang.message}\nspawnhang: the test did not respond to "
-            f"the interrupt within {UNRESPONSIVE_S:g}s; reaping every process left and "
-            "exiting.\n")
-        sys.__stderr__.flush()
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        if capman is not None:  # or the words would go to a capture file that is never read
+            capman.suspend_global_capture(in_=True)
+        terminal = self.config.get_terminal_writer()
+        terminal.line(f"\n{job.item.nodeid}: {job.hang.message}")
+        terminal.line(f"spawnhang: the test did not respond to the interrupt within "
+                      f"{UNRESPONSIVE_S:g}s; reaping every process left and exiting.")
+        terminal.flush()
         self._sweep()
         os._exit(1)
 
