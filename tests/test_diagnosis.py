@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -199,6 +200,35 @@ def test_processes_outside_every_chain_are_listed():
     found = explain(report)
     orphan = next(p for p in report.processes if p.role == "other")
     assert f"also alive, waited for by nobody: other (pid {orphan.pid})" in found.summary
+
+
+def test_without_rules_the_summary_still_tells_the_chain():
+    found = explain(recorded("gloo_mismatch_3ranks"), rules=())
+    assert found.findings == []
+    assert summary_lines(found)[1:] == [
+        "rank 0 is in barrier, waiting for rank 1 and rank 2",
+        "rank 1 and rank 2 are in recv, waiting for rank 0",
+        "no known hang pattern matched: nothing in the tree will wake rank 0, rank 1 and rank 2; "
+        "see the stacks below"]
+    queue = explain(recorded("queue_deadlock"), rules=())
+    assert "rank 0 (thread 'QueueFeederThread') is blocked writing" in queue.summary
+
+
+def test_many_ranks_make_short_lines_quickly():
+    report = recorded("gloo_mismatch_3ranks")
+    receiver = report.rank(1)
+    for rank in range(3, 256):
+        clone = copy.deepcopy(receiver)
+        clone.pid, clone.rank = 100_000 + rank, rank
+        report.processes.append(clone)
+    report.processes[-1].threads, report.processes[-1].state = [], "exited"
+    started = time.perf_counter()
+    found = explain(report)
+    assert time.perf_counter() - started < 2
+    assert summary_lines(found)[:2] == [
+        "launcher waits for ranks 0-254 (ProcessContext.join); rank 255 has exited",
+        "mismatched collectives: rank 0 in barrier, ranks 1-254 in recv, rank 255 has exited"]
+    assert len(found.chains) == 64 and found.root_causes == [report.processes[-1].pid]
 
 
 def test_adding_a_rule_needs_no_code(tmp_path):

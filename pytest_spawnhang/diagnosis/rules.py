@@ -18,13 +18,13 @@ from pathlib import Path
 import tomllib
 
 from ..model import Finding, WaitEdge
-from .states import Node, Scene
+from .states import PROCESS, Node, Scene
 
 RULES_FILE = "rules.toml"
 TEMPLATES = ("summary", "explanation", "advice")
 VARIABLES = (
     "waiter", "target", "target_role", "thread", "target_thread", "where", "target_where",
-    "target_state", "detail", "collectives", "joined_by", "is", "has", "its", "s",
+    "target_state", "detail", "collectives", "joined_by", "is", "has", "its",
 )
 
 
@@ -126,6 +126,9 @@ def match_rules(rules: tuple[Rule, ...], scene: Scene, edges: list[WaitEdge],
                 depth: dict[Node, int], roster: str) -> list[Match]:
     """Every rule that matches a thread on a chain; those nearest the launcher first, then in
     the file's order. ``depth``: the nodes on chains, and their distance from the launcher."""
+    by_waiter: dict[Node, list[WaitEdge]] = {}
+    for edge in edges:
+        by_waiter.setdefault((edge.waiter_pid, edge.waiter_thread or PROCESS), []).append(edge)
     matches, nearest = [], []
     for rule in rules:
         pairs: list[tuple[Node, WaitEdge | None]] = []
@@ -135,9 +138,8 @@ def match_rules(rules: tuple[Rule, ...], scene: Scene, edges: list[WaitEdge],
             if rule.target is None:
                 pairs.append((node, None))
                 continue
-            pairs += [(node, e) for e in edges
-                      if (e.waiter_pid, e.waiter_thread or 0) == node
-                      and (not rule.target.edge or e.kind in rule.target.edge)
+            pairs += [(node, e) for e in by_waiter.get(node, [])
+                      if (not rule.target.edge or e.kind in rule.target.edge)
                       and rule.target.matches(scene, _target(scene, e))]
         if pairs:
             matches.append(_render(rule, scene, edges, pairs, roster))
@@ -178,7 +180,6 @@ def _render(rule: Rule, scene: Scene, edges: list[WaitEdge],
         "is": "are" if plural else "is",
         "has": "have" if plural else "has",
         "its": "their" if plural else "its",
-        "s": "" if plural else "s",
     }
     threads = _unique(n[1] for n in [*waiters, *targets] if n[1])
     finding = Finding(

@@ -92,6 +92,7 @@ WCHAN_KINDS = (
 DAEMON_THREADS = r"^(QueueFeederThread|pymp-|pt_|Thread-\d+ \(_(handle_\w+|monitor\w*)\))"
 LIBRARY_FILE = re.compile(r"/lib/python\d\.\d+/|/site-packages/|/dist-packages/|^<")
 GONE = ("exited", "zombie", "dead")
+MAX_NAMES = 4  # processes named in one breath; more are counted
 
 # How each kind reads in a sentence, after a process's name.
 KIND_TEXT = {
@@ -140,6 +141,7 @@ class Scene:
     report: Report
     procs: dict[int, ProcessRecord]
     readings: dict[Node, Reading] = field(default_factory=dict)
+    mains: dict[int, Node] = field(default_factory=dict)  # pid -> its main thread's node
 
     def thread(self, node: Node) -> Thread | None:
         proc = self.procs.get(node[0])
@@ -147,9 +149,7 @@ class Scene:
 
     def main_node(self, pid: int) -> Node:
         """The thread whose end decides whether the process ends, or the process itself."""
-        proc = self.procs.get(pid)
-        main = next((t for t in proc.threads if is_main(t, proc)), None) if proc else None
-        return (pid, main.id if main else PROCESS)
+        return self.mains.get(pid, (pid, PROCESS))
 
     def reading(self, node: Node) -> Reading:
         return self.readings.get(node) or Reading(ThreadState(node[0], node[1], "idle", "unknown"))
@@ -163,9 +163,19 @@ class Scene:
         return proc.label if unique else f"{proc.label} (pid {pid})"
 
     def names(self, pids: list[int]) -> str:
-        """"rank 0", "rank 0 and rank 1", "rank 0, rank 1 and rank 2"."""
-        names = [self.name(p) for p in pids]
-        return f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else "".join(names)
+        """"rank 0", "rank 0 and wandb internal (pid 7)"; beyond three, ranks as ranges and the
+        rest cut short: "ranks 0-127 and launcher", so that a summary line stays a line."""
+        if len(pids) <= 3:
+            return and_list([self.name(p) for p in pids])
+        ranks = sorted(r for p in pids if (r := self.rank_of(p)) is not None)
+        others = [self.name(p) for p in pids if self.rank_of(p) is None]
+        if len(others) > MAX_NAMES:
+            others[MAX_NAMES - 1:] = [f"{len(others) - MAX_NAMES + 1} more"]
+        return and_list(([rank_ranges(ranks)] if ranks else []) + others)
+
+    def rank_of(self, pid: int) -> int | None:
+        proc = self.procs.get(pid)
+        return proc.rank if proc is not None and proc.role == "rank" else None
 
     def alive(self, pid: int) -> bool:
         proc = self.procs.get(pid)
@@ -175,6 +185,22 @@ class Scene:
         """The state as a phrase after the process's name: "is blocked on a lock or event: ..."."""
         state = self.reading(node).state
         return KIND_TEXT.get(state.kind, "is {detail}").format(detail=state.detail)
+
+
+def and_list(names: list[str]) -> str:
+    return f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+def rank_ranges(ranks: list[int]) -> str:
+    """"rank 3", "ranks 0-2 and 5"."""
+    runs: list[list[int]] = []
+    for rank in ranks:
+        if runs and rank == runs[-1][-1] + 1:
+            runs[-1].append(rank)
+        else:
+            runs.append([rank])
+    parts = [f"{run[0]}-{run[-1]}" if len(run) > 2 else ", ".join(map(str, run)) for run in runs]
+    return f"rank{'s' if len(ranks) > 1 else ''} {and_list(parts)}"
 
 
 def is_main(thread: Thread, proc: ProcessRecord) -> bool:
@@ -207,6 +233,8 @@ def classify(report: Report) -> Scene:
                 ThreadState(proc.pid, PROCESS, kind, detail))
         for thread in proc.threads:
             scene.readings[(proc.pid, thread.id)] = _read_thread(proc, thread)
+            if is_main(thread, proc):
+                scene.mains.setdefault(proc.pid, (proc.pid, thread.id))
     return scene
 
 

@@ -41,17 +41,24 @@ def _launcher_lines(scene: Scene, edges: list[WaitEdge]) -> list[str]:
 
 
 def _chain_lines(scene: Scene, edges: list[WaitEdge], walk: Walk) -> list[str]:
-    """One line per step after the launcher, nodes in the same state grouped into one line."""
+    """One line per step after the launcher, nodes in the same state grouped into one line;
+    the last step of a chain also names the thread nobody will wake, if not the main one."""
     launchers = {p.pid for p in scene.report.by_role("launcher")}
+    root_of: dict[int, Node] = {}
+    for root in walk.roots:
+        root_of.setdefault(root[0], root)
     groups: dict[str, list[Node]] = {}
-    for chain, root in zip(walk.chains, walk.roots, strict=True):
+    for chain in walk.chains:
         for pid in chain:
             if pid in launchers:
                 continue
-            node = root if pid == root[0] else scene.main_node(pid)
-            key = _what(scene, edges, node)
-            if node not in groups.setdefault(key, []):
-                groups[key].append(node)
+            nodes = [scene.main_node(pid)]
+            if pid == chain[-1] and root_of.get(pid, nodes[0]) != nodes[0]:
+                nodes.append(root_of[pid])
+            for node in nodes:
+                group = groups.setdefault(_what(scene, edges, node), [])
+                if node not in group:
+                    group.append(node)
     return [_node_line(scene, edges, nodes) for nodes in groups.values()][:MAX_LINES - 2]
 
 
@@ -74,7 +81,8 @@ def _what(scene: Scene, edges: list[WaitEdge], node: Node) -> str:
     if not out:
         return scene.describe(node)
     if out[0].kind == "collective":
-        return f"is in {out[0].detail}"
+        op = scene.reading(node).fields.get("op")
+        return f"is in {op}, waiting for {scene.names([e.target_pid for e in out])}"
     if out[0].kind == "thread":
         names = ", ".join(f"'{t.name}'" for e in out
                           if (t := scene.thread((e.target_pid, e.target_thread or PROCESS))))
