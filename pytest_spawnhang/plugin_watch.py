@@ -19,7 +19,7 @@ from .engine import CaptureOptions, Watch, capture
 from .labels import assign_roles
 from .model import ProcessRecord, Report
 from .plugin import node_dir
-from .plugin_session import direct_children
+from .plugin_job import direct_children
 from .render.text import render_report
 from .report_files import write_report
 from .stall import StallDetector
@@ -28,7 +28,7 @@ from .tree import reap as _reap
 
 if TYPE_CHECKING:
     from .plugin import Settings
-    from .plugin_session import Job
+    from .plugin_job import Job
 
 # An owner that has just signalled its processes may not have waited for them to go.
 LEFTOVER_GRACE_S = 0.5
