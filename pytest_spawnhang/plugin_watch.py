@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     from .plugin import Settings
     from .plugin_job import Job
 
-# An owner that has just signalled its processes may not have waited for them to go.
+# An owner that has just signalled its processes may not have waited for them to go: wait for
+# them up to LEFTOVER_GRACE_S, as long as one of them ended in the last LEFTOVER_QUIET_S.
 LEFTOVER_GRACE_S = 0.5
+LEFTOVER_QUIET_S = 0.1
 # Children of pytest itself that serve the whole session and end with it: never listed, never
 # reaped. The forkserver also serves the session but forks the workers, so it is only left off
 # the lists: reaping a test's workers may take it along, and multiprocessing starts a new one.
@@ -91,17 +93,23 @@ def make_watch(tracker: Tracker, finished: Callable[[], bool], deadline: float |
 
 
 def alive(tracker: Tracker, wait: bool = False) -> list[Seen]:
-    """The tracker's processes still alive, after a short grace if ``wait``. pytest's own
-    session helpers are disowned, and left off the list."""
+    """The tracker's processes still alive; with ``wait``, after a grace for those that are
+    ending. pytest's own session helpers are disowned, and left off the list."""
     tracker.poll()
     if not tracker.seen:
         return []
     roles = _spare_helpers(tracker)
-    deadline = time.monotonic() + (LEFTOVER_GRACE_S if wait else 0.0)
+    start = last_change = time.monotonic()
+    count = None
     while True:
         tracker.wait_adopted()
         left = [s for s in tracker.alive() if roles.get(s.pid) not in UNLISTED_ROLES]
-        if not left or time.monotonic() >= deadline:
+        now = time.monotonic()
+        if len(left) != count:
+            count, last_change = len(left), now
+        # Processes kept on purpose (pools) do not end: stop once none has for a while.
+        if (not left or not wait or now - start >= LEFTOVER_GRACE_S
+                or now - last_change >= LEFTOVER_QUIET_S):
             return left
         time.sleep(0.02)
         tracker.poll()

@@ -532,9 +532,9 @@ def test_run_hangs(spawnhang, tmp_path):
 def test_spawn_exits(spawnhang):
     spawnhang.spawn(worker, args=(2,), nprocs=2, timeout=90).assert_exits()
 
-def test_spawn_failure_is_not_an_exit(spawnhang):
-    result = spawnhang.spawn(worker, args=(3,), nprocs=2, timeout=90)
-    assert result.verdict == "fail"
+def test_failure_is_not_an_exit(spawnhang):
+    result = spawnhang.run([sys.executable, "-c", "raise SystemExit(3)"], timeout=30)
+    assert result.verdict == "fail" and result.exit_code == 3
     with pytest.raises(AssertionError, match="expected a clean exit, got fail"):
         result.assert_exits()
 """)
