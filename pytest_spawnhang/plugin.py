@@ -9,8 +9,10 @@ Every option is documented in ``docs/plugin.md``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +176,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if not settings.enabled:
         return
     from .plugin_session import SessionPlugin  # the engine is only imported when enabled
+
+    try:  # now, rather than lose the first report to an unwritable directory
+        settings.report_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(settings.report_dir, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "Permission denied")
+    except OSError as exc:
+        raise pytest.UsageError(
+            f"cannot write reports to {settings.report_dir}: {exc.strerror or exc}") from None
 
     config.pluginmanager.register(SessionPlugin(config, settings), "spawnhang-session")
 

@@ -79,6 +79,11 @@ class Job:
     def watchable(self) -> bool:
         return self.deadline is not None or self.stall_s is not None
 
+    @property
+    def tracked(self) -> bool:
+        """Whether the test's processes have been looked at (by the watcher, or a fixture)."""
+        return self._tracker is not None
+
     def tracker(self) -> Tracker:
         with self.lock:
             if self._tracker is None:

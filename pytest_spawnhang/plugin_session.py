@@ -17,7 +17,8 @@ which pytest-xdist serialises with the report) or, at session end, to xdist's ``
 and gathered by the same hooks in the process that prints the terminal summary.
 
 The engine (``plugin_watch``) is imported only when a test starts a process or runs long enough
-to be watched: a suite of short tests pays for one read of /proc per test.
+to be watched: a suite of short tests pays for one read of /proc per test (and for psutil, which
+``tree.become_subreaper``'s module imports).
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ class SessionPlugin:
         if job.fired and not job.applied:  # it fired as the test ended: no report left to fail
             self.pending.append(job.hang.event)
         self.children = direct_children()
-        if job._tracker is None and not self.children - job.exclude:
+        if not job.tracked and not self.children - job.exclude:
             return None  # the usual test: it started no process, or none is left
         from . import plugin_watch as watch
 
@@ -318,7 +319,7 @@ class SessionPlugin:
         """SIGALRM handler, in the main thread: fail the hung phase."""
         __tracebackhide__ = True
         job = self.job
-        if job is not None and job.armed and job.fired and not job.interrupted:
+        if job is not None and job.armed and job.hang is not None and not job.interrupted:
             job.interrupted = True
             pytest.fail(job.hang.message, pytrace=False)
 

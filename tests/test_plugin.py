@@ -462,6 +462,8 @@ def test_leaks():
      "ERROR: --spawnhang-leaks: expected one of warn, reap, fail, got 'kill'"),
     ([], "spawnhang_leaks = often",
      "ERROR: ini option 'spawnhang_leaks': expected one of warn, reap, fail, got 'often'"),
+    (["--spawnhang", "--spawnhang-dir=/proc/self/reports"], "",
+     "ERROR: cannot write reports to /proc/self/reports: *"),
 ])
 def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester, args: list[str],
                                             ini: str, error: str) -> None:
