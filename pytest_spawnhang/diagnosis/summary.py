@@ -102,8 +102,9 @@ def _no_match_lines(scene: Scene, walk: Walk) -> list[str]:
                 "another process or thread",
                 "the program may just need more time (raise the timeout), or waits for "
                 "something outside the tree"]
-    return [f"no known hang pattern matched: nothing in the tree will wake "
-            f"{scene.names(roots)}; see the stacks below"]
+    return [f"no known hang pattern matched: nothing in the tree will wake {scene.names(roots)}",
+            "the stacks below show where; a rule in rules.toml (docs/diagnosis.md) can name "
+            "this hang next time"]
 
 
 def _bystander_line(scene: Scene, walk: Walk) -> list[str]:
