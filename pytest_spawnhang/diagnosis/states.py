@@ -235,6 +235,9 @@ def classify(report: Report) -> Scene:
             scene.readings[(proc.pid, thread.id)] = _read_thread(proc, thread)
             if is_main(thread, proc):
                 scene.mains.setdefault(proc.pid, (proc.pid, thread.id))
+        if proc.threads and proc.pid not in scene.mains:
+            # Neither name nor OS id known: py-spy lists the main thread last.
+            scene.mains[proc.pid] = (proc.pid, proc.threads[-1].id)
     return scene
 
 

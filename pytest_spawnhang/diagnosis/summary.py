@@ -86,7 +86,7 @@ def _what(scene: Scene, edges: list[WaitEdge], node: Node) -> str:
     if out[0].kind == "thread":
         names = ", ".join(f"'{t.name}'" for e in out
                           if (t := scene.thread((e.target_pid, e.target_thread or PROCESS))))
-        return f"waits for thread {names} ({out[0].detail.rsplit(':', 1)[0]})"
+        return f"waits for thread {names} ({scene.reading(node).why})"
     return f"waits for {scene.names([e.target_pid for e in out])} ({out[0].detail})"
 
 
