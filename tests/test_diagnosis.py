@@ -336,7 +336,9 @@ def _wandb_version() -> str:
                     reason=f"needs wandb 0.10.x (the issue's hang), found {_wandb_version()}; "
                            "run in .venv-legacy")
 def test_live_legacy_wandb_rank0_hang(run_cli):
-    run = run_cli("diag_wandb_rank0.py", "2", options=("--timeout", "45"), guard_s=180)
+    # The stall window ends the run some 20 s in, instead of the deadline's 60.
+    run = run_cli("diag_wandb_rank0.py", "2", options=("--timeout", "60", "--stall", "8"),
+                  guard_s=180)
     assert run.status == HANG, run.stderr
     report = run.report
     found = report.diagnosis
