@@ -199,7 +199,8 @@ def rank_ranges(ranks: list[int]) -> str:
             runs[-1].append(rank)
         else:
             runs.append([rank])
-    parts = [f"{run[0]}-{run[-1]}" if len(run) > 2 else ", ".join(map(str, run)) for run in runs]
+    parts = [part for run in runs
+             for part in ([f"{run[0]}-{run[-1]}"] if len(run) > 2 else map(str, run))]
     return f"rank{'s' if len(ranks) > 1 else ''} {and_list(parts)}"
 
 
