@@ -205,7 +205,7 @@ def run_command(
     become_subreaper()
     existing = frozenset(p.pid for p in psutil.Process().children(recursive=True))
     tracker = ProcessTracker(root_pid=os.getpid(), exclude=existing)
-    started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     t0 = time.monotonic()
     proc = subprocess.Popen(command, stderr=subprocess.PIPE)
     tee = StderrTee(proc.stderr)

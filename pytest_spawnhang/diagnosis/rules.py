@@ -10,12 +10,11 @@ silently matching nothing.
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass, field, fields
 from functools import cache
 from importlib import resources
 from pathlib import Path
-
-import tomllib
 
 from ..model import Finding, WaitEdge
 from .states import PROCESS, Node, Scene
