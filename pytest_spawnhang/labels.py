@@ -28,6 +28,7 @@ ROLE_PATTERNS = (
 )
 _FORKSERVER = re.compile(r"multiprocessing\.forkserver")
 _MP_CHILD = re.compile(r"multiprocessing\.spawn|spawn_main|multiprocessing-fork")
+_TORCH_DISTRIBUTED = re.compile(r"torch/multiprocessing/spawn\.py|torch/distributed/")
 
 
 def assign_roles(
@@ -50,8 +51,15 @@ def assign_roles(
 
     if not any(r.rank_source == "env" for r in records):
         workers = [r for r in records if r.role == "other" and _started_by(r, launcher_pid, by_pid)]
+        # Plain multiprocessing children are not ranks: only torch's spawn or a process group
+        # makes the start order a rank.
+        distributed = any(_runs(r, _TORCH_DISTRIBUTED) for r in [*workers, by_pid.get(
+            launcher_pid)] if r is not None)
         for rank, rec in enumerate(sorted(workers, key=lambda r: (r.create_time, r.pid))):
-            rec.role, rec.rank, rec.rank_source = "rank", rank, "spawn-order"
+            if distributed:
+                rec.role, rec.rank, rec.rank_source = "rank", rank, "spawn-order"
+            else:
+                rec.role = "mp_child"
 
     ranks = {r.pid for r in records if r.role == "rank"}
     for rec in records:
@@ -68,6 +76,10 @@ def _pattern_role(rec: ProcessRecord) -> str | None:
         if pattern.frames and any(re.search(pattern.frames, f) for f in frames):
             return pattern.role
     return None
+
+
+def _runs(rec: ProcessRecord, pattern: re.Pattern[str]) -> bool:
+    return any(pattern.search(f.file) for t in rec.threads for f in t.frames)
 
 
 def _is_forkserver(rec: ProcessRecord, by_pid: dict[int, ProcessRecord]) -> bool:

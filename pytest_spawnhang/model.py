@@ -28,6 +28,7 @@ ROLES = (
     "wandb_service",
     "wandb_core",
     "worker_child",
+    "mp_child",
     "other",
 )
 

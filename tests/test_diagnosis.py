@@ -300,7 +300,7 @@ def test_diagnose_never_raises(monkeypatch):
 
 def test_live_collective_mismatch(run_cli):
     pytest.importorskip("torch")
-    run = run_cli("gloo_mismatch.py", "2", options=("--timeout", "12"))
+    run = run_cli("gloo_mismatch.py", "2", options=("--timeout", "120", "--stall", "2"))
     assert run.status == HANG, run.stderr
     found = run.report.diagnosis
     assert [f.rule for f in found.findings] == ["collective-mismatch"]
@@ -310,11 +310,11 @@ def test_live_collective_mismatch(run_cli):
 
 
 def test_live_queue_deadlock(run_cli):
-    run = run_cli("queue_deadlock.py", options=("--timeout", "6"))
+    run = run_cli("queue_deadlock.py", options=("--timeout", "120", "--stall", "2"))
     assert run.status == HANG, run.stderr
     found = run.report.diagnosis
     assert [f.rule for f in found.findings] == ["queue-feeder-holds-data"]
-    assert labels(run.report, found.chains[0]) == ["launcher", "rank 0"]
+    assert labels(run.report, found.chains[0]) == ["launcher", "mp child"]
     assert run.leftovers == []
 
 

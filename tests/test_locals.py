@@ -6,13 +6,13 @@ from pytest_spawnhang.dump import REDACTED, redact
 
 
 def test_locals_are_absent_unless_asked(run_cli):
-    run = run_cli("secret_locals.py", options=("--timeout", "2"))
+    run = run_cli("secret_locals.py", options=("--timeout", "3"))
     frames = [f for p in run.report.processes for t in p.threads for f in t.frames]
     assert frames and all(f.locals is None for f in frames)
 
 
 def test_locals_redact_secret_names_and_token_shaped_values(run_cli):
-    run = run_cli("secret_locals.py", options=("--timeout", "2", "--locals"))
+    run = run_cli("secret_locals.py", options=("--timeout", "3", "--locals"))
     assert run.status == 124
     (frame,) = [f for p in run.report.processes for t in p.threads for f in t.frames
                 if f.function == "login_and_wait"]
