@@ -132,33 +132,29 @@ def clean_exit(
     return guard(func)
 
 
-def _cleanup(
-    *,
-    failed: bool = False,
-    join_timeout: float = DEFAULT_JOIN_TIMEOUT,
-    terminate_timeout: float = DEFAULT_TERMINATE_TIMEOUT,
-) -> None:
-    """Run the three clean-up steps now; each is attempted even if an earlier one raised.
+def _cleanup(*, failed: bool, join_timeout: float, terminate_timeout: float) -> None:
+    """Run the clean-up steps now; each is attempted even if an earlier one raised.
 
     Args:
         failed: the worker is ending with an exception; the wandb run is marked failed.
         join_timeout: see :class:`CleanExit`.
         terminate_timeout: see :class:`CleanExit`.
     """
+    # wandb first: finishing a run needs its internal process, which step 3 would stop.
     steps: list[tuple[str, Callable[[], None]]] = [
         ("finish the wandb run", lambda: _finish_wandb(failed=failed)),
         ("destroy the process group", _destroy_process_group),
         ("stop child processes", lambda: _stop_children(join_timeout, terminate_timeout)),
+        ("look for non-daemon threads", _warn_about_threads),
     ]
     for what, step in steps:
         try:
             step()
         except Exception:
             logger.warning("clean_exit: could not %s", what, exc_info=True)
-    _warn_about_threads()
 
 
-def _finish_wandb(*, failed: bool = False) -> None:
+def _finish_wandb(*, failed: bool) -> None:
     """Finish the active wandb run, if the process has one.
 
     Only looks at an already imported wandb: a run cannot be active otherwise, and importing
@@ -181,10 +177,7 @@ def _destroy_process_group() -> None:
     dist.destroy_process_group()
 
 
-def _stop_children(
-    join_timeout: float = DEFAULT_JOIN_TIMEOUT,
-    terminate_timeout: float = DEFAULT_TERMINATE_TIMEOUT,
-) -> None:
+def _stop_children(join_timeout: float, terminate_timeout: float) -> None:
     """Join non-daemon ``multiprocessing`` children until a deadline, then end the rest.
 
     Daemon children are left alone: multiprocessing terminates those itself at exit.
@@ -197,13 +190,13 @@ def _stop_children(
     for child in children:
         child.join(max(0.0, deadline - time.monotonic()))
 
-    for signal_name, stop in (("terminating", "terminate"), ("killing", "kill")):
+    for doing, stop in (("terminating", BaseProcess.terminate), ("killing", BaseProcess.kill)):
         alive = [p for p in children if p.is_alive()]
         if not alive:
             return
-        logger.warning("clean_exit: %s %s", signal_name, _names(alive))
+        logger.warning("clean_exit: %s %s", doing, _names(alive))
         for child in alive:
-            getattr(child, stop)()
+            stop(child)
         deadline = time.monotonic() + terminate_timeout
         for child in alive:
             child.join(max(0.0, deadline - time.monotonic()))

@@ -10,7 +10,8 @@ A user's script ends with::
 line or the environment:
 
 ``--backend`` (``REPRO_BACKEND``, default ``gloo``)
-    read by the worker through :func:`backend`; ``nccl`` needs one GPU per rank.
+    read by the worker through :func:`backend`; ``nccl`` needs one GPU per rank, and
+    :func:`device` puts each rank's tensors on its GPU.
 ``--nprocs`` (``REPRO_NPROCS``, default 2)
     world size.
 ``--port`` (``MASTER_PORT``, default: a free port)
@@ -40,6 +41,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 import torch.multiprocessing as mp
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
@@ -54,7 +56,16 @@ def backend() -> str:
     return os.environ.get("REPRO_BACKEND", "gloo")
 
 
+def device(rank: int) -> torch.device:
+    """Where this rank's tensors live: nccl needs the rank's GPU, gloo takes CPU tensors."""
+    if backend() != "nccl":
+        return torch.device("cpu")
+    # Under torchrun the global rank can exceed the GPU count; the local rank cannot.
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; every default comes from the environment, so torchrun can pass it."""
     parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__)
     parser.add_argument("--backend", default=backend(), help="gloo (default) or nccl")
     parser.add_argument(

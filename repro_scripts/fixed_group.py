@@ -10,10 +10,8 @@ too (see docs/integration.md). Nothing else differs from issue_group.py.
 
 import torch
 import torch.distributed as dist
-import torch.nn as nn
 import wandb
-from _common import backend, launch
-from torch.nn.parallel import DistributedDataParallel as DDP
+from _common import backend, device, launch
 
 from pytest_spawnhang.integration import clean_exit
 
@@ -23,14 +21,10 @@ def main(rank, world_size):
     dist.init_process_group(backend(), rank=rank, world_size=world_size)
     wandb.init(project="ddp-hang", group="DDP")
 
-    model = DDP(nn.Linear(10, 1))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     for step in range(3):
-        optimizer.zero_grad()
-        loss = model(torch.randn(8, 10)).pow(2).mean()
-        loss.backward()
-        optimizer.step()
-        wandb.log({"loss": loss.item(), "step": step, "rank": rank})
+        total = torch.tensor([float(rank + step)], device=device(rank))
+        dist.all_reduce(total)
+        wandb.log({"sum": total.item(), "step": step})
 
     dist.destroy_process_group()
 

@@ -1,4 +1,4 @@
-"""The user's DDP script with one wandb run per rank, grouped.
+"""The user's distributed script with one wandb run per rank, grouped.
 
 With wandb 0.10.31 and mp.spawn it never exits: every rank waits, at exit, for its own wandb
 internal process (see docs/integration.md). fixed_group.py is the same script with the fix.
@@ -9,24 +9,18 @@ internal process (see docs/integration.md). fixed_group.py is the same script wi
 
 import torch
 import torch.distributed as dist
-import torch.nn as nn
 import wandb
-from _common import backend, launch
-from torch.nn.parallel import DistributedDataParallel as DDP
+from _common import backend, device, launch
 
 
 def main(rank, world_size):
     dist.init_process_group(backend(), rank=rank, world_size=world_size)
     wandb.init(project="ddp-hang", group="DDP")
 
-    model = DDP(nn.Linear(10, 1))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     for step in range(3):
-        optimizer.zero_grad()
-        loss = model(torch.randn(8, 10)).pow(2).mean()
-        loss.backward()
-        optimizer.step()
-        wandb.log({"loss": loss.item(), "step": step, "rank": rank})
+        total = torch.tensor([float(rank + step)], device=device(rank))
+        dist.all_reduce(total)
+        wandb.log({"sum": total.item(), "step": step})
 
     dist.destroy_process_group()
 

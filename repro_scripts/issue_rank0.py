@@ -1,4 +1,4 @@
-"""The user's DDP script with wandb on rank 0 only.
+"""The user's distributed script with wandb on rank 0 only.
 
 With wandb 0.10.31 and mp.spawn it never exits: rank 0 waits, at exit, for wandb's internal
 process (see docs/integration.md). fixed_rank0.py is the same script with the fix.
@@ -9,10 +9,8 @@ process (see docs/integration.md). fixed_rank0.py is the same script with the fi
 
 import torch
 import torch.distributed as dist
-import torch.nn as nn
 import wandb
-from _common import backend, launch
-from torch.nn.parallel import DistributedDataParallel as DDP
+from _common import backend, device, launch
 
 
 def main(rank, world_size):
@@ -20,15 +18,11 @@ def main(rank, world_size):
     if rank == 0:
         wandb.init(project="ddp-hang")
 
-    model = DDP(nn.Linear(10, 1))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     for step in range(3):
-        optimizer.zero_grad()
-        loss = model(torch.randn(8, 10)).pow(2).mean()
-        loss.backward()
-        optimizer.step()
+        total = torch.tensor([float(rank + step)], device=device(rank))
+        dist.all_reduce(total)
         if rank == 0:
-            wandb.log({"loss": loss.item(), "step": step})
+            wandb.log({"sum": total.item(), "step": step})
 
     dist.destroy_process_group()
 

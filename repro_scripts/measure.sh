@@ -47,7 +47,8 @@ for script in "$@"; do
     esac
     left=$(leftovers "$run_id")
     if [ -n "$left" ]; then
-        outcome="$outcome, $(echo "$left" | wc -l) leftover(s) killed"
+        names=$(ps -o comm= -p "$(echo $left | tr ' ' ,)" | sort | uniq -c | xargs)
+        outcome="$outcome, left running: $names (killed)"
         kill -9 $left 2>/dev/null
     fi
     printf '%s\twandb %s\t%s\t%s\t%s\t%.1f\n' "$(basename "$script")" "$wandb_version" \
