@@ -176,6 +176,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not settings.enabled:
         return
     from .plugin_session import SessionPlugin  # the engine is only imported when enabled
+    from .plugin_summary import Summary, XdistSummary
 
     try:  # now, rather than lose the first report to an unwritable directory
         settings.report_dir.mkdir(parents=True, exist_ok=True)
@@ -185,7 +186,16 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             f"cannot write reports to {settings.report_dir}: {exc.strerror or exc}") from None
 
-    config.pluginmanager.register(SessionPlugin(config, settings), "spawnhang-session")
+    # An xdist worker runs tests and sends its events to the controller, which runs none and
+    # prints them; without xdist the one process does both.
+    worker = hasattr(config, "workerinput")
+    controller = not worker and getattr(config.option, "dist", "no") != "no"
+    summary = None if worker else XdistSummary() if controller else Summary()
+    if summary is not None:
+        config.pluginmanager.register(summary, "spawnhang-summary")
+    if not controller:
+        config.pluginmanager.register(SessionPlugin(config, settings, summary),
+                                      "spawnhang-session")
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

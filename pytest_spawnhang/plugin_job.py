@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -56,11 +56,8 @@ class Job:
     started: float = field(default_factory=time.monotonic)
     wall_started: float = field(default_factory=time.time)
     lock: threading.RLock = field(default_factory=threading.RLock)
-    error: str | None = None  # the marker's arguments are wrong: the setup fails
+    func_only: bool = False  # pytest-timeout's deadline covers the call only
     finished: bool = False
-    armed: bool = False  # the main thread is inside a setup, call or teardown hook
-    handler_installed: bool = False
-    previous_handler: Any = None  # SIGALRM's, restored at the end
     _tracker: Tracker | None = None
     # Set by the watcher when it takes the job up (most jobs never are):
     watch: Watch | None = None

@@ -18,7 +18,8 @@ and gathered by the same hooks in the process that prints the terminal summary.
 
 The engine (``plugin_watch``) is imported only when a test starts a process or runs long enough
 to be watched: a suite of short tests pays for one read of /proc per test (and for psutil, which
-``tree.become_subreaper``'s module imports).
+``tree.become_subreaper``'s module imports), and per test a handful of hook calls: one setup
+hook, one teardown wrapper, and the report wrapper of each phase.
 """
 
 from __future__ import annotations
@@ -28,16 +29,17 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .plugin import Marker, Settings
 from .plugin_job import Job, direct_children
-from .plugin_summary import write_summary
 from .tree import become_subreaper
 
 if TYPE_CHECKING:
+    from .plugin_summary import Summary
     from .plugin_watch import Tracker
 
 # A test is watched once it has run this long, so the many short tests of a suite cost the
@@ -61,13 +63,14 @@ class _Owned:
 
 
 class SessionPlugin:
-    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+    def __init__(self, config: pytest.Config, settings: Settings, summary: Summary | None
+                 ) -> None:
         self.config = config
         self.settings = settings
-        self.worker = hasattr(config, "workerinput")
-        # The xdist controller runs no test: it only gathers and prints the workers' events.
-        self.watching = self.worker or getattr(config.option, "dist", "no") == "no"
+        self.summary = summary  # None in an xdist worker: its events go to the controller
         self.job: Job | None = None
+        self.handler = self._interrupt  # one bound method, to compare with getsignal's
+        self.previous_handler: Any = None  # SIGALRM's before ours, restored at the end
         self.watcher: threading.Thread | None = None
         self.stopping = threading.Event()
         self.baseline: frozenset[int] = frozenset()  # children before the session: not ours
@@ -75,27 +78,25 @@ class SessionPlugin:
         self.owned: dict[Any, _Owned] = {}  # by FixtureDef
         self.claimed: frozenset[int] = frozenset()  # children that fixtures own
         self.owner_of: dict[int, str] = {}  # pid -> owner, of the processes already listed
-        self.failures: list[str] = []  # owners to fail at the end of this phase (leaks=fail)
-        self.pending: list[dict[str, Any]] = []  # events not yet attached to a report
-        self.events: list[dict[str, Any]] = []  # gathered for the terminal summary
+        self.failures: list[str] = []  # owners to fail at the end of the teardown (leaks=fail)
+        self.pending: list[dict[str, Any]] = []  # events not yet handed on
 
     # -- session ---------------------------------------------------------------------------
 
     def pytest_sessionstart(self) -> None:
-        if self.watching:
-            become_subreaper()
-            self.baseline = self.children = direct_children()
+        become_subreaper()
+        self.baseline = self.children = direct_children()
 
     @pytest.hookimpl(trylast=True)  # after pytest's own teardown of what is still set up
     def pytest_sessionfinish(self) -> None:
-        if not self.watching:
-            return
         self.stopping.set()
+        if self.previous_handler is not None and signal.getsignal(signal.SIGALRM) == self.handler:
+            signal.signal(signal.SIGALRM, self.previous_handler)
         events, self.pending = self.pending + self._sweep(), []
-        if self.worker:
-            self.config.workeroutput["spawnhang"] = events  # type: ignore[attr-defined]
+        if self.summary is not None:
+            self.summary.events.extend(events)
         else:
-            self.events.extend(events)
+            self.config.workeroutput["spawnhang"] = events  # type: ignore[attr-defined]
 
     def _sweep(self) -> list[dict[str, Any]]:
         """Reap every descendant still alive, so that pytest can exit."""
@@ -113,13 +114,16 @@ class SessionPlugin:
 
     # -- one test ----------------------------------------------------------------------------
 
-    def _start(self, item: pytest.Item) -> Job:
+    def _start(self, item: pytest.Item) -> str | None:
+        """Start the test's job; returns what is wrong with its marker, if anything."""
         try:
             marker, error = Marker.of(item), None
         except ValueError as exc:
             marker, error = Marker(), str(exc)
         job = Job(item, marker, self.children, marker.stall_s or self.settings.stall_s)
         pytest_timeout = item.stash.get(TIMEOUT_KEY, None)
+        if pytest_timeout is not None:
+            del item.stash[TIMEOUT_KEY]
         if marker.timeout_s is not None:
             job.set_deadline(marker.timeout_s, "the spawnhang marker")
         elif pytest_timeout is not None:
@@ -129,25 +133,18 @@ class SessionPlugin:
         if error is None and marker.expect == "hang" and not job.watchable:
             error = ("spawnhang marker: expect='hang' needs a deadline (timeout= here, "
                      "pytest-timeout or --spawnhang-timeout) or a stall window")
-        job.error = error
         item.stash[JOB_KEY] = self.job = job
         self._make_interruptible(job)
-        return job
-
-    @pytest.hookimpl(specname="pytest_runtest_setup", tryfirst=True)
-    def pytest_runtest_setup_marker(self, item: pytest.Item) -> None:
-        """A bad marker fails the setup, inside every plugin's setup wrapper (as a skip marker
-        would), so that their teardowns find what their setups left."""
-        job = item.stash.get(JOB_KEY, None)
-        if job is not None and job.error is not None:
-            pytest.fail(job.error, pytrace=False)
+        return error
 
     def _make_interruptible(self, job: Job) -> None:
+        """Install our SIGALRM handler (again: a test may have put its own), and the watcher.
+        The handler stays between tests, where it does nothing; restored at session end."""
         if not job.watchable or threading.current_thread() is not threading.main_thread():
             return
-        if not job.handler_installed:
-            job.previous_handler = signal.signal(signal.SIGALRM, self._interrupt)
-            job.handler_installed = True
+        previous = signal.signal(signal.SIGALRM, self.handler)
+        if self.previous_handler is None:
+            self.previous_handler = previous
         if self.watcher is None:
             self.watcher = threading.Thread(target=self._watch_loop, name="spawnhang-watcher",
                                             daemon=True)
@@ -162,8 +159,6 @@ class SessionPlugin:
             job.watch.wake.set()  # type: ignore[union-attr]
             job.responded.set()  # type: ignore[union-attr]
             job.released.wait()  # type: ignore[union-attr]
-        if job.handler_installed:
-            signal.signal(signal.SIGALRM, job.previous_handler)
         self.job = None
         if job.fired and not job.applied:  # it fired as the test ended: no report left to fail
             self.pending.append(job.hang.event)
@@ -197,45 +192,35 @@ class SessionPlugin:
         return (f"spawnhang: {len(left)} process(es) outlived {owner} (leaks=fail; reaped):\n"
                 + "\n".join(f"  pid {p['pid']}: {p['cmdline']}" for p in processes))
 
-    # -- hooks around each phase -----------------------------------------------------------
+    # -- the hooks of each test ----------------------------------------------------------------
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Any:
-        if not self.watching:
-            return (yield)
-        return (yield from self._phase(self._start(item)))
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Any:
-        return (yield from self._phase(item.stash.get(JOB_KEY, None)))
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """Start the job. Not a wrapper, so that a bad marker fails the setup inside every
+        plugin's setup wrapper (as a skip marker does), and their teardowns find what their
+        setups left."""
+        error = self._start(item)
+        if error is not None:
+            pytest.fail(error, pytrace=False)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Any:
-        return (yield from self._phase(item.stash.get(JOB_KEY, None), last=True))
-
-    def _phase(self, job: Job | None, last: bool = False) -> Any:
-        """Run one phase with the job armed: an interrupt raised in it is caught by pytest's
-        runner like any error of the phase. Owners judged during the phase that leaked under
-        leaks=fail fail it."""
-        if job is None:
-            return (yield)
-        job.armed = True
+        """After the test's own teardown: end the job and judge its leftovers; owners that
+        leaked under leaks=fail fail the teardown."""
+        job = item.stash.get(JOB_KEY, None)
         try:
             result = yield
         except BaseException:
-            self._close(job, last)
-            self.failures.clear()  # the phase fails anyway; the leftovers are in the summary
+            if job is not None:
+                self._end(job)
+            self.failures.clear()  # the teardown fails anyway; the leftovers are in the summary
             raise
-        self._close(job, last)
+        if job is not None and (message := self._end(job)) is not None:
+            self.failures.append(message)
         if self.failures:
             message, self.failures = "\n".join(self.failures), []
             pytest.fail(message, pytrace=False)
         return result
-
-    def _close(self, job: Job, last: bool) -> None:
-        job.armed = False
-        if last and (message := self._end(job)) is not None:
-            self.failures.append(message)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
@@ -253,9 +238,20 @@ class SessionPlugin:
             report.outcome = "failed"
             report.longrepr = (f"spawnhang: expected a hang, but the test ended after "
                                f"{call.duration:.1f}s ({watched})")
-        if call.when == "teardown" and self.pending:
-            report.spawnhang, self.pending = self.pending, []
+        if call.when == "teardown":
+            del item.stash[JOB_KEY]  # the job is over: do not keep one per test of the session
+            if self.pending:
+                self._hand_on(report)
         return report
+
+    def _hand_on(self, report: pytest.TestReport) -> None:
+        """Events go to the summary, or from an xdist worker with the report (xdist serialises
+        its attributes) to the controller's summary."""
+        if self.summary is not None:
+            self.summary.events.extend(self.pending)
+        else:
+            report.spawnhang = self.pending  # type: ignore[attr-defined]
+        self.pending = []
 
     def _apply_hang(self, job: Job, report: pytest.TestReport) -> None:
         job.applied = True
@@ -308,18 +304,20 @@ class SessionPlugin:
             finally:
                 job.done.set()
             # Only while the handler is ours: the default action of SIGALRM ends the process.
-            if job.armed and signal.getsignal(signal.SIGALRM) == self._interrupt:
+            if signal.getsignal(signal.SIGALRM) == self.handler:
                 signal.pthread_kill(threading.main_thread().ident, signal.SIGALRM)
             if not job.responded.wait(UNRESPONSIVE_S):
                 self._abandon(job)
         finally:
             job.released.set()
 
-    def _interrupt(self, signum: int, frame: object) -> None:
-        """SIGALRM handler, in the main thread: fail the hung phase."""
+    def _interrupt(self, signum: int, frame: FrameType | None) -> None:
+        """SIGALRM handler, in the main thread: fail the hung phase, if the main thread is where
+        pytest's runner catches what a phase raises (and not in this plugin's own code)."""
         __tracebackhide__ = True
         job = self.job
-        if job is not None and job.armed and job.hang is not None and not job.interrupted:
+        if (job is not None and job.hang is not None and not job.interrupted
+                and not job.finished and _inside_a_phase(frame)):
             job.interrupted = True
             pytest.fail(job.hang.message, pytrace=False)
 
@@ -343,20 +341,22 @@ class SessionPlugin:
     def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> bool:
         """pytest-timeout's deadline becomes ours (unless the spawnhang marker sets one);
         returning True keeps pytest-timeout's own timer from starting."""
-        item.stash[TIMEOUT_KEY] = settings.timeout
         job = item.stash.get(JOB_KEY, None)
-        if job is not None and not job.finished and job.marker.timeout_s is None:
-            job.set_deadline(settings.timeout, "pytest-timeout")  # its func_only: at the call
+        if job is None:  # called before the setup: the deadline covers the whole test
+            item.stash[TIMEOUT_KEY] = settings.timeout
+        elif not job.finished and job.marker.timeout_s is None:  # func_only: from the call on
+            job.set_deadline(settings.timeout, "pytest-timeout")
+            job.func_only = True
             self._make_interruptible(job)
         return True
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_timeout_cancel_timer(self, item: pytest.Item) -> bool:
-        """Ends a func_only deadline at the end of the call. pytest-timeout also cancels on
-        every failure (from pytest_exception_interact, outside any phase): then the teardown
-        stays watched, and debuggers are seen through pytest_enter_pdb instead."""
+        """Ends a func_only deadline (set at the call) after the call. pytest-timeout also
+        cancels on every failure (pytest_exception_interact): otherwise the teardown stays
+        watched, and debuggers are seen through pytest_enter_pdb instead."""
         job = item.stash.get(JOB_KEY, None)
-        if job is not None and job.armed and job.timeout_from == "pytest-timeout":
+        if job is not None and job.func_only:
             job.set_deadline(None, None)
         return True
 
@@ -368,7 +368,7 @@ class SessionPlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_fixture_setup(self, fixturedef: Any, request: pytest.FixtureRequest) -> Any:
-        if fixturedef.scope == "function" or not self.watching:
+        if fixturedef.scope == "function":
             return (yield)
         before = direct_children()
         try:
@@ -396,15 +396,19 @@ class SessionPlugin:
             if message is not None:
                 self.failures.append(message)
 
-    # -- gathering and printing --------------------------------------------------------------
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.events.extend(getattr(report, "spawnhang", ()))
 
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any) -> None:
-        self.events.extend(getattr(node, "workeroutput", {}).get("spawnhang", ()))
+def _inside_a_phase(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs inside ``CallInfo.from_call``'s call of a phase (where an
+    exception becomes the phase's failure), and outside this plugin's own code."""
+    while frame is not None:
+        if frame.f_globals.get("__name__") in _OWN_MODULES:
+            return False
+        if frame.f_back is not None and frame.f_back.f_code is _FROM_CALL:
+            return True
+        frame = frame.f_back
+    return False
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.events:
-            write_summary(terminalreporter, self.events)
+
+_OWN_MODULES = {__name__, "pytest_spawnhang.plugin_job", "pytest_spawnhang.plugin_watch"}
+_FROM_CALL = pytest.CallInfo.from_call.__func__.__code__  # type: ignore[attr-defined]

@@ -6,6 +6,32 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+
+class Summary:
+    """Gathers the events of this process's tests and prints them at the end."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.events:
+            write_summary(terminalreporter, self.events)
+
+
+class XdistSummary(Summary):
+    """On the xdist controller, which runs no test: the workers' events come with their test
+    reports (an attribute xdist serialises) and, for the end of their sessions, with their
+    ``workeroutput``."""
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.events.extend(getattr(report, "spawnhang", ()))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any) -> None:
+        self.events.extend(getattr(node, "workeroutput", {}).get("spawnhang", ()))
+
 
 def write_summary(terminalreporter: Any, events: list[dict[str, Any]]) -> None:
     write = terminalreporter.write_line

@@ -40,6 +40,7 @@ LEFTOVER_QUIET_S = 0.1
 SPARED_ROLES = ("resource_tracker", "wandb_service", "wandb_core")
 UNLISTED_ROLES = (*SPARED_ROLES, "forkserver")
 
+
 @dataclass
 class Tracker(ProcessTracker):
     """The engine's tracker, shared by the watcher (which polls) and the main thread (which
@@ -154,7 +155,7 @@ def capture_hang(job: Job, trigger: str, settings: Settings) -> Hang:
     report = Report(
         verdict="hang", trigger=trigger, command=["pytest", job.item.nodeid],
         duration_s=job.fired_at - job.started, cwd=os.getcwd(),
-        started_at=_dt.datetime.fromtimestamp(job.wall_started, _dt.timezone.utc)
+        started_at=_dt.datetime.fromtimestamp(job.wall_started, _dt.UTC)
         .isoformat(timespec="seconds"),
         timeout_s=job.timeout_s, stall_s=job.stall_s,
         evidence={"rule": trigger, "timeout_s": job.timeout_s, "timeout_from": job.timeout_from},
