@@ -201,6 +201,48 @@ def test_option():
     assert len(recorded.processes()) == 3 and recorded.alive() == []
 
 
+def test_deadline_covers_setup_to_teardown_or_with_func_only_the_call(
+        pytester: pytest.Pytester, recorded: Recorded) -> None:
+    pytester.makepyfile(test_phases=HANG + """
+import time
+
+import pytest
+
+@pytest.fixture
+def slow_setup():
+    time.sleep(2.5)  # longer than the deadline, which func_only does not apply to the setup
+
+@pytest.fixture
+def stuck_teardown():
+    yield
+    hang()
+
+@pytest.mark.timeout(2, func_only=True)
+def test_func_only_ignores_the_setup(slow_setup):
+    pass
+
+@pytest.mark.timeout(2, func_only=True)
+def test_func_only_call_hangs():
+    hang()
+
+@pytest.mark.spawnhang(timeout=2)
+def test_teardown_hangs(stuck_teardown):
+    pass
+""")
+    result = run(pytester, "--spawnhang", "-rA")
+    result.assert_outcomes(passed=2, failed=1, errors=1)
+    result.stdout.fnmatch_lines_random([
+        "PASSED test_phases.py::test_func_only_ignores_the_setup",
+        "*_ ERROR at teardown of test_teardown_hangs _*",
+        "spawnhang: hang after 2.*s (deadline 2s from the spawnhang marker); dumped and reaped "
+        "1 process(es) of the test",
+        "*_ test_func_only_call_hangs _*",
+        "spawnhang: hang after *s (deadline 2s from pytest-timeout); dumped and reaped 1 "
+        "process(es) of the test",
+    ])
+    assert len(recorded.processes()) == 2 and recorded.alive() == []
+
+
 def test_expect_hang_passes_on_a_hang_and_fails_on_an_exit(pytester: pytest.Pytester,
                                                           recorded: Recorded) -> None:
     pytester.makepyfile(test_expect=HANG + """
