@@ -18,6 +18,17 @@ if TYPE_CHECKING:
     from .plugin_watch import Hang, Tracker
 
 
+def has_children() -> bool:
+    """Whether this process has any child, of any of its threads, alive or not yet waited for:
+    one system call, where ``direct_children`` reads /proc. WNOWAIT leaves a child's exit
+    status to whoever waits for it."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
 def direct_children() -> frozenset[int]:
     """This process's children, read from /proc without scanning every process. pytest is a
     child subreaper, so when none of them is new, none of its descendants is either."""

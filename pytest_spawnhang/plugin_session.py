@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .plugin import Marker, Settings
-from .plugin_job import Job, direct_children
+from .plugin_job import Job, direct_children, has_children
 from .tree import become_subreaper
 
 if TYPE_CHECKING:
@@ -162,9 +162,12 @@ class SessionPlugin:
         self.job = None
         if job.fired and not job.applied:  # it fired as the test ended: no report left to fail
             self.pending.append(job.hang.event)
+        if not job.tracked and not job.exclude and not has_children():
+            self.children = frozenset()
+            return None  # the usual test, in a session without processes: nothing to read
         self.children = direct_children()
         if not job.tracked and not self.children - job.exclude:
-            return None  # the usual test: it started no process, or none is left
+            return None  # it started no process, or none is left
         from . import plugin_watch as watch
 
         tracker = job.tracker()
