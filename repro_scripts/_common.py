@@ -77,9 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=int(os.environ.get("MASTER_PORT", "0")),
         help="MASTER_PORT; 0 (default) picks a free one",
     )
-    parser.add_argument(
-        "--start-method", choices=("spawn", "forkserver", "fork"), default="spawn"
-    )
+    parser.add_argument("--start-method", choices=("spawn", "forkserver", "fork"), default="spawn")
     parser.add_argument(
         "--wandb-mode",
         choices=("offline", "disabled", "online"),

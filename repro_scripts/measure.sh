@@ -47,7 +47,7 @@ for script in "$@"; do
     esac
     left=$(leftovers "$run_id")
     if [ -n "$left" ]; then
-        names=$(ps -o comm= -p "$(echo $left | tr ' ' ,)" | sort | uniq -c | xargs)
+        names=$(ps -o args= -p "$(echo $left | tr ' ' ,)" | cut -c1-60 | sort | uniq -c | xargs)
         outcome="$outcome, left running: $names (killed)"
         kill -9 $left 2>/dev/null
     fi

@@ -35,7 +35,7 @@ PARALLEL_RUNS = 3
 
 # The scenarios, in one script: `python scenarios.py NAME OUT_DIR`.
 SCENARIOS = textwrap.dedent(
-    '''
+    """
     import logging
     import multiprocessing
     import os
@@ -142,7 +142,7 @@ SCENARIOS = textwrap.dedent(
         except mp.ProcessRaisedException as exc:
             print(f"ProcessRaisedException from rank {exc.error_index}:\\n{exc}", flush=True)
         print("launcher done", flush=True)
-    '''
+    """
 )
 
 
