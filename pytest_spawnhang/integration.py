@@ -13,7 +13,9 @@ wandb 0.10.31 is one: ``wandb.init`` starts its internal process as a non-daemon
 1. finishes the active wandb run, if any (``wandb.finish``);
 2. destroys the default ``torch.distributed`` process group, if one is initialised;
 3. joins the non-daemon ``multiprocessing`` children still running, up to ``join_timeout``
-   seconds, then terminates (SIGTERM) and finally kills (SIGKILL) those that remain.
+   seconds, then terminates (SIGTERM) and finally kills (SIGKILL) those that remain;
+4. logs the non-daemon threads still running: the bootstrap joins those too
+   (``threading._shutdown``), and no one can stop a thread from outside.
 
 Each step runs even if an earlier one fails, and what had to be done is logged through
 :mod:`logging` (logger ``pytest_spawnhang.integration``). An exception raised by the worker
