@@ -12,14 +12,14 @@ Per owner (a test, or a fixture above function scope): processes that outlive th
 warned about, reaped or failed (``--spawnhang-leaks``), and at the end of the session every
 descendant still alive is reaped, so that pytest always exits.
 
-Summaries travel as plain dicts ("events"): attached to teardown reports (``report.spawnhang``,
-which pytest-xdist serialises with the report) or, at session end, to xdist's ``workeroutput``,
-and gathered by the same hooks in the process that prints the terminal summary.
+What the terminal summary needs travels as plain dicts ("events"), to ``plugin_summary``: directly
+without xdist; from an xdist worker attached to its teardown reports (``report.spawnhang``, which
+xdist serialises with the report) and, at session end, in its ``workeroutput``.
 
 The engine (``plugin_watch``) is imported only when a test starts a process or runs long enough
-to be watched: a suite of short tests pays for one read of /proc per test (and for psutil, which
-``tree.become_subreaper``'s module imports), and per test a handful of hook calls: one setup
-hook, one teardown wrapper, and the report wrapper of each phase.
+to be watched. A suite of short tests pays, per test, for a system call or a read of /proc and a
+handful of hook calls (one setup hook, one teardown wrapper, the report wrapper of each phase),
+and once for psutil, which ``tree.become_subreaper``'s module imports.
 """
 
 from __future__ import annotations
@@ -45,12 +45,26 @@ if TYPE_CHECKING:
 # A test is watched once it has run this long, so the many short tests of a suite cost the
 # watcher nothing; the deadline itself still counts from the test's start.
 WATCH_AFTER_S = 0.1
+# Under leaks=warn a process is listed only if it is still alive this long after its owner ended
+# (checked at the end of a later test, or of the session): the owner may have just stopped it,
+# and waiting for it there would cost every test that keeps a pool on purpose.
+WARN_AFTER_S = 0.5
 # After the interrupt, how long the main thread may take to leave the hung test before the
 # watcher gives up on it, reaps everything and exits pytest (as pytest-timeout's thread method).
 UNRESPONSIVE_S = 10.0
 
 JOB_KEY = pytest.StashKey["Job"]()
 TIMEOUT_KEY = pytest.StashKey[float]()  # pytest-timeout's deadline, handed over by its hook
+
+
+@dataclass
+class _Suspect:
+    """Processes an owner left running under leaks=warn, not yet listed."""
+
+    owner: str
+    since: float
+    tracker: Tracker
+    pids: frozenset[int]
 
 
 @dataclass
@@ -78,6 +92,7 @@ class SessionPlugin:
         self.owned: dict[Any, _Owned] = {}  # by FixtureDef
         self.claimed: frozenset[int] = frozenset()  # children that fixtures own
         self.owner_of: dict[int, str] = {}  # pid -> owner, of the processes already listed
+        self.suspects: list[_Suspect] = []
         self.failures: list[str] = []  # owners to fail at the end of the teardown (leaks=fail)
         self.pending: list[dict[str, Any]] = []  # events not yet handed on
 
@@ -92,6 +107,7 @@ class SessionPlugin:
         self.stopping.set()
         if self.previous_handler is not None and signal.getsignal(signal.SIGALRM) == self.handler:
             signal.signal(signal.SIGALRM, self.previous_handler)
+        self._list_suspects(final=True)
         events, self.pending = self.pending + self._sweep(), []
         if self.summary is not None:
             self.summary.events.extend(events)
@@ -160,6 +176,8 @@ class SessionPlugin:
             job.responded.set()  # type: ignore[union-attr]
             job.released.wait()  # type: ignore[union-attr]
         self.job = None
+        if self.suspects:
+            self._list_suspects(final=False)
         if job.fired and not job.applied:  # it fired as the test ended: no report left to fail
             self.pending.append(job.hang.event)
         if not job.tracked and not job.exclude and not has_children():
@@ -168,32 +186,51 @@ class SessionPlugin:
         self.children = direct_children()
         if not job.tracked and not self.children - job.exclude:
             return None  # it started no process, or none is left
-        from . import plugin_watch as watch
-
-        tracker = job.tracker()
-        message = self._judge(job.item.nodeid, watch.alive(tracker, wait=True), tracker,
-                              job.marker.leaks)
+        message = self._judge(job.item.nodeid, job.tracker(), job.marker.leaks)
         self.children = direct_children()
         return message
 
-    def _judge(self, owner: str, left: list[Any], tracker: Tracker,
-               policy: str | None) -> str | None:
+    def _judge(self, owner: str, tracker: Tracker, policy: str | None) -> str | None:
         """Apply the leaks policy to what ``owner`` left alive; a failure message or None."""
-        if not left:
-            return None
         from . import plugin_watch as watch
 
         policy = policy or self.settings.leaks
-        survivors = [] if policy == "warn" else watch.reap(tracker)
+        left = watch.alive(tracker, wait=policy != "warn")
+        if not left:
+            return None
+        if policy == "warn":  # listed later, if they are still alive then: no wait here
+            pids = frozenset(s.pid for s in left)
+            self.suspects.append(_Suspect(owner, time.monotonic(), tracker, pids))
+            return None
+        processes = self._leftover(owner, policy, left, watch.reap(tracker))
+        if policy != "fail":
+            return None
+        return (f"spawnhang: {len(left)} process(es) outlived {owner} (leaks=fail; reaped):\n"
+                + "\n".join(f"  pid {p['pid']}: {p['cmdline']}" for p in processes))
+
+    def _list_suspects(self, final: bool) -> None:
+        """List the processes left under leaks=warn that are still alive WARN_AFTER_S after
+        their owner ended (or, at the end of the session, at all)."""
+        now, waiting = time.monotonic(), []
+        for suspect in self.suspects:
+            if not final and now - suspect.since < WARN_AFTER_S:
+                waiting.append(suspect)
+                continue
+            left = [s for s in suspect.tracker.alive() if s.pid in suspect.pids]
+            if left:
+                self._leftover(suspect.owner, "warn", left, [])
+        self.suspects = waiting
+
+    def _leftover(self, owner: str, policy: str, left: list[Any],
+                  survivors: list[int]) -> list[dict[str, Any]]:
+        from . import plugin_watch as watch
+
         processes = [watch.describe(s) for s in left]
         self.pending.append({"kind": "leftover", "owner": owner, "policy": policy,
                              "survivors": survivors, "processes": processes})
         for proc in processes:
             self.owner_of[proc["pid"]] = owner
-        if policy != "fail":
-            return None
-        return (f"spawnhang: {len(left)} process(es) outlived {owner} (leaks=fail; reaped):\n"
-                + "\n".join(f"  pid {p['pid']}: {p['cmdline']}" for p in processes))
+        return processes
 
     # -- the hooks of each test ----------------------------------------------------------------
 
@@ -391,11 +428,9 @@ class SessionPlugin:
         owned = self.owned.pop(fixturedef, None)
         if owned is None:
             return
-        from . import plugin_watch as watch
-
         self.claimed -= owned.pids
         for tracker in owned.trackers:
-            message = self._judge(owned.label, watch.alive(tracker, wait=True), tracker, None)
+            message = self._judge(owned.label, tracker, None)
             if message is not None:
                 self.failures.append(message)
 
