@@ -335,6 +335,12 @@ def module_pool():
     yield proc
     proc.terminate()
     proc.wait()
+
+@pytest.fixture
+def stopped_without_wait():
+    proc = start("stopped-without-wait")
+    yield proc
+    proc.terminate()  # it may still be alive when the test ends: not a leftover
 """
 
 LEAKS_TESTS = RECORD + """
@@ -343,7 +349,7 @@ import time
 
 LEAKED = os.path.join(os.environ["SPAWNHANG_TEST_PIDS"], "leaked.txt")
 
-def test_one(session_pool, module_pool):
+def test_one(session_pool, module_pool, stopped_without_wait):
     assert session_pool.poll() is None and module_pool.poll() is None
 
 def test_leaks_a_process():
@@ -378,7 +384,8 @@ def test_leaks_policy(pytester: pytest.Pytester, recorded: Recorded, policy: str
         "    pid *: *session-pool",
     ])
     assert len([ln for ln in result.stdout.lines if ln.startswith("LEFTOVER")]) == 2  # once each
-    for quiet in ("*module-pool*", "*resource_tracker*", "*ERROR at teardown of test_one*"):
+    for quiet in ("*module-pool*", "*stopped-without-wait*", "*resource_tracker*",
+                  "*ERROR at teardown of test_one*"):
         result.stdout.no_fnmatch_line(quiet)
     if policy == "warn":
         result.assert_outcomes(passed=3)
@@ -398,7 +405,7 @@ def test_leaks_policy(pytester: pytest.Pytester, recorded: Recorded, policy: str
             "spawnhang: 1 process(es) outlived fixture 'session_pool' (session scope) "
             "(leaks=fail; reaped):",
         ])
-    assert len(recorded.processes()) == 3 and recorded.alive() == []
+    assert len(recorded.processes()) == 4 and recorded.alive() == []
 
 
 HEALTHY = """
