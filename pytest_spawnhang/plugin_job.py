@@ -1,4 +1,4 @@
-"""One test as the plugin sees it (a ``Job``), and the cheap look at pytest's children that
+"""One test as the plugin sees it (a ``Job``), and the cheap looks at pytest's children that
 every test pays for. Nothing here imports the engine."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def direct_children() -> frozenset[int]:
     child subreaper, so when none of them is new, none of its descendants is either."""
     pids: set[int] = set()
     for tid in os.listdir("/proc/self/task"):
-        try:  # os.open and os.read: half the cost of open(), and this runs once per test
+        try:  # os.open and os.read: half the cost of open(), and this may run once per test
             fd = os.open(f"/proc/self/task/{tid}/children", os.O_RDONLY)
         except FileNotFoundError:  # the thread has ended since listdir
             continue
