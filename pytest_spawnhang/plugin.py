@@ -149,7 +149,9 @@ class Marker:
         if len(marker.args) > 1:
             raise ValueError("spawnhang marker: only timeout may be given without a keyword")
         if marker.args:
-            kwargs.setdefault("timeout", marker.args[0])
+            if "timeout" in kwargs:
+                raise ValueError("spawnhang marker: timeout given twice")
+            kwargs["timeout"] = marker.args[0]
         unknown = set(kwargs) - {"timeout", "stall", "expect", "leaks"}
         if unknown:
             raise ValueError(f"spawnhang marker: unknown argument(s) {', '.join(sorted(unknown))}")
@@ -175,7 +177,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     if not settings.enabled:
         return
-    from .plugin_session import SessionPlugin  # the engine is only imported when enabled
     from .plugin_summary import Summary, XdistSummary
 
     try:  # now, rather than lose the first report to an unwritable directory
@@ -194,6 +195,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if summary is not None:
         config.pluginmanager.register(summary, "spawnhang-summary")
     if not controller:
+        from .plugin_session import SessionPlugin  # the engine's modules come in from here
+
         config.pluginmanager.register(SessionPlugin(config, settings, summary),
                                       "spawnhang-session")
 
