@@ -21,7 +21,7 @@ class RolePattern:
 
 
 ROLE_PATTERNS = (
-    RolePattern("resource_tracker", cmdline=r"multiprocessing\.resource_tracker"),
+    RolePattern("resource_tracker", cmdline=r"(multiprocessing|loky\.backend)\.resource_tracker"),
     RolePattern("wandb_core", cmdline=r"(^|/)wandb-core\b|(^|/)wandb-symon\b"),
     RolePattern("wandb_service", cmdline=r"wandb\b.*\bservice\b"),
     RolePattern("wandb_internal", frames=r"^wandb_internal |wandb/sdk/internal/internal\.py"),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,9 +40,6 @@ LEFTOVER_QUIET_S = 0.1
 # the lists: reaping a test's workers may take it along, and multiprocessing starts a new one.
 SPARED_ROLES = ("resource_tracker", "wandb_service", "wandb_core")
 UNLISTED_ROLES = (*SPARED_ROLES, "forkserver")
-# loky's (joblib's) resource tracker: killed before interpreter exit, it takes the library's
-# clean-up at exit with it (shared memory left behind, a new tracker, KeyErrors).
-_LOKY_TRACKER = re.compile(r"\bloky\.backend\.resource_tracker\b")
 
 
 @dataclass
@@ -129,9 +125,6 @@ def _spare_helpers(tracker: Tracker) -> dict[int, str]:
     records = [ProcessRecord(pid=s.pid, ppid=s.ppid, cmdline=s.cmdline, name=s.name)
                for s in tracker.alive() if s.ppid == me]
     assign_roles(records, launcher_pid=me, env_ranks={})
-    for record in records:  # until labels.ROLE_PATTERNS knows loky's (asked for)
-        if record.role == "other" and _LOKY_TRACKER.search(" ".join(record.cmdline)):
-            record.role = "resource_tracker"
     tracker.disown(frozenset(r.pid for r in records if r.role in SPARED_ROLES))
     return {r.pid: r.role for r in records}
 

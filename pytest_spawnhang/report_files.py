@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 from .model import Report
-from .render.html import render_html
 from .render.text import render_process, render_report
 
 
@@ -39,6 +38,8 @@ def write_report(report: Report, directory: str | Path, html: bool = False) -> P
             (directory / f"pid{proc.pid}-{label}.txt").write_text(render_process(proc) + "\n")
     (directory / "report.txt").write_text(render_report(report))
     if html or report.verdict != "exit":
+        from .render.html import render_html  # jinja2 costs ~40 ms: only when a page is due
+
         (directory / "report.html").write_text(render_html(report))
     target = directory / "report.json"
     target.write_text(json.dumps(report.to_dict(), indent=1) + "\n")
