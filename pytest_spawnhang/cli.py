@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
 
     def on_watch(watch: engine.Watch) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, lambda *_: watch.cancel())
+            signal.signal(sig, lambda signum, _frame: watch.cancel(signum))
 
     report = engine.run_command(command, timeout_s=args.timeout, stall_s=args.stall,
                                 opts=_capture_options(args), on_watch=on_watch)

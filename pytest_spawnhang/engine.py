@@ -49,6 +49,7 @@ class Watch:
     stall: StallDetector | None = None
     wake: threading.Event = field(default_factory=threading.Event)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    signal_number: int | None = None  # the signal that cancelled the watch, if one did
 
     def wait(self) -> str:
         while True:
@@ -66,7 +67,8 @@ class Watch:
             self.wake.wait(max(pause, 0.0))
             self.wake.clear()
 
-    def cancel(self) -> None:
+    def cancel(self, signal_number: int | None = None) -> None:
+        self.signal_number = signal_number
         self.cancelled.set()
         self.wake.set()
 
@@ -235,6 +237,8 @@ def run_command(
     else:
         report.verdict = "interrupted" if trigger == "cancelled" else "hang"
         report.evidence = {"rule": trigger, "timeout_s": timeout_s}
+        if watch.signal_number is not None:
+            report.evidence["signal"] = signal.Signals(watch.signal_number).name
         if watch.stall is not None and trigger == "stall":
             report.evidence.update(watch.stall.evidence())
         capture(report, tracker, proc.pid, opts)
@@ -246,12 +250,13 @@ def run_command(
 
 
 def exit_status(report: Report) -> int:
-    """The CLI's exit status for a report: 0, the program's status, 124 (hang) or 130/143."""
+    """The CLI's exit status for a report: 0, the program's status, 124 (hang), or 128 + the
+    signal that interrupted the harness (130 for Ctrl-C, 143 for SIGTERM)."""
     if report.verdict == "exit":
         return 0
     if report.verdict == "hang":
         return 124
     if report.verdict == "interrupted":
-        return 128 + signal.SIGINT
+        return 128 + signal.Signals[report.evidence.get("signal", "SIGINT")]
     code = report.exit_code if report.exit_code is not None else 1
     return 128 - code if code < 0 else code

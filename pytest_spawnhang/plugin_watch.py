@@ -172,14 +172,16 @@ def capture_hang(job: Job, trigger: str, settings: Settings) -> Hang:
         if directory.is_dir():  # an earlier run's report (folders are the fixture's runs)
             for stale in (p for p in directory.iterdir() if p.is_file()):
                 stale.unlink()
-        where = str(write_report(report, directory).with_name("report.txt"))
+        # A hang always gets the HTML picture: the summary line and JUnit point to it.
+        where = str(write_report(report, directory).with_name("report.html"))
+        stacks = f"{directory / 'report.txt'} (stacks), {where} (picture)"
     except OSError as exc:
-        where = f"not written ({directory}: {exc.strerror or exc})"
+        where = stacks = f"not written ({directory}: {exc.strerror or exc})"
     why = (f"deadline {job.timeout_s:g}s from {job.timeout_from}" if trigger == "deadline"
            else f"no progress for {job.stall_s:g}s")
     summary = report.diagnosis.summary
     message = (f"spawnhang: hang after {report.duration_s:.1f}s ({why}); dumped and reaped "
-               f"{reaped} process(es) of the test\n{summary}\nreport: {where}")
+               f"{reaped} process(es) of the test\n{summary}\nreport: {stacks}")
     headline = next((line for line in summary.splitlines() if line.strip()), "")
     return Hang(message, render_report(report), {
         "kind": "hang", "nodeid": job.item.nodeid, "trigger": trigger, "summary": headline,

@@ -92,9 +92,10 @@ def test_interrupted_harness_still_dumps_reports_and_reaps(tmp_path, sig):
     try:
         proc.send_signal(sig)
         proc.communicate(timeout=60)
-        assert proc.returncode == 130
+        assert proc.returncode == 128 + sig
         report = Report.load(tmp_path / "r" / "report.json")
         assert (report.verdict, report.trigger) == ("interrupted", "cancelled")
+        assert report.evidence["signal"] == sig.name
         assert {p.role for p in report.processes} >= {"launcher", "rank"}
         assert all(p.threads or p.dump_error for p in report.processes if p.state != "exited")
         assert report.survivors == [] and processes_with_token(token) == []

@@ -127,7 +127,7 @@ def check_spawn_hang(pytester: pytest.Pytester, result: pytest.RunResult,
     result.stdout.fnmatch_lines([
         "*spawnhang: hang after 8.*s (deadline 8s from pytest-timeout); dumped and reaped 2 "
         "process(es) of the test",
-        "*HANG test_spawn_hang.py::test_spawn_hangs - * (report: *report.txt)",
+        "*HANG test_spawn_hang.py::test_spawn_hangs - * (report: *report.html)",
     ])
     result.stdout.no_fnmatch_line("*Timeout (>8.0s) from pytest-timeout*")  # we took it over
     report = Report.load(pytester.path / ".spawnhang/test_spawn_hang.py_test_spawn_hangs"
@@ -162,7 +162,7 @@ def test_spawn_hang_under_xdist(pytester: pytest.Pytester, recorded: Recorded) -
         for case in ET.parse(pytester.path / "junit.xml").iter("testcase")}
     hung = properties["test_spawn_hangs"]
     assert hung["spawnhang_verdict"] == "hang"
-    assert hung["spawnhang_report"].endswith("test_spawn_hang.py_test_spawn_hangs/report.txt")
+    assert hung["spawnhang_report"].endswith("test_spawn_hang.py_test_spawn_hangs/report.html")
     assert properties["test_next_finds_no_process_left"] == {}
 
 
