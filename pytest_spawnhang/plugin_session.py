@@ -95,18 +95,24 @@ class SessionPlugin:
         self.suspects: list[_Suspect] = []
         self.failures: list[str] = []  # owners to fail at the end of the teardown (leaks=fail)
         self.pending: list[dict[str, Any]] = []  # events not yet handed on
+        self.previous_cancel: dict[int, Any] = {}  # SIGINT's and SIGTERM's before ours
 
     # -- session ---------------------------------------------------------------------------
 
     def pytest_sessionstart(self) -> None:
         become_subreaper()
         self.baseline = self.children = direct_children()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous_cancel[sig] = signal.signal(sig, self._cancel)
 
     @pytest.hookimpl(trylast=True)  # after pytest's own teardown of what is still set up
     def pytest_sessionfinish(self) -> None:
         self.stopping.set()
         if self.previous_handler is not None and signal.getsignal(signal.SIGALRM) == self.handler:
             signal.signal(signal.SIGALRM, self.previous_handler)
+        for sig, previous in self.previous_cancel.items():
+            signal.signal(sig, previous)
         self._list_suspects(final=True)
         events, self.pending = self.pending + self._sweep(), []
         if self.summary is not None:
@@ -360,6 +366,26 @@ class SessionPlugin:
                 and not job.finished and _inside_a_phase(frame)):
             job.interrupted = True
             pytest.fail(job.hang.message, pytrace=False)
+
+    def _cancel(self, signum: int, frame: FrameType | None) -> None:
+        """SIGINT/SIGTERM handler (Ctrl-C, a cancelled CI job): the running test's processes
+        are dumped, explained and reaped as for a hang, then pytest stops as for Ctrl-C, and
+        the session's end reaps whatever is left, so that no artefact is lost and no process
+        outlives pytest."""
+        job = self.job
+        if job is not None:
+            with job.lock:
+                capture = not job.fired and not job.finished
+                if capture:
+                    job.fired, job.fired_at = "cancelled", time.monotonic()
+            if capture:
+                from . import plugin_watch as watch
+
+                job.hang = watch.capture_hang(job, "cancelled", self.settings,
+                                              signal.Signals(signum).name)
+                job.applied = True  # no test report will carry it: the summary does
+                self.pending.append(job.hang.event)
+        raise KeyboardInterrupt(f"spawnhang: pytest received {signal.Signals(signum).name}")
 
     def _abandon(self, job: Job) -> None:
         """The main thread did not come back after the interrupt (it swallowed it, or sits in

@@ -37,7 +37,8 @@ def write_summary(terminalreporter: Any, events: list[dict[str, Any]]) -> None:
     write = terminalreporter.write_line
     terminalreporter.section("spawnhang")
     for event in (e for e in events if e["kind"] == "hang"):
-        verdict = "HANG (expected)" if event["expected"] else "HANG"
+        verdict = ("INTERRUPTED" if event["trigger"] == "cancelled"
+                   else "HANG (expected)" if event["expected"] else "HANG")
         write(f"{verdict} {event['nodeid']} - {event['summary']} (report: {event['report']})")
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for event in (e for e in events if e["kind"] == "leftover"):

@@ -147,20 +147,25 @@ class Hang:
     event: dict[str, Any]  # the summary line's data, sent with the test's report
 
 
-def capture_hang(job: Job, trigger: str, settings: Settings) -> Hang:
-    """Dump, explain and reap the test's processes (never pytest itself), write the report."""
+def capture_hang(job: Job, trigger: str, settings: Settings, signal_name: str | None = None
+                 ) -> Hang:
+    """Dump, explain and reap the test's processes (never pytest itself), write the report.
+    ``trigger`` "cancelled" (with ``signal_name``) is pytest itself being interrupted."""
     tracker = job.tracker()
     tracker.poll()
     _spare_helpers(tracker)
     reaped = len(tracker.alive())
     report = Report(
-        verdict="hang", trigger=trigger, command=["pytest", job.item.nodeid],
+        verdict="interrupted" if trigger == "cancelled" else "hang", trigger=trigger,
+        command=["pytest", job.item.nodeid],
         duration_s=job.fired_at - job.started, cwd=os.getcwd(),
         started_at=_dt.datetime.fromtimestamp(job.wall_started, _dt.UTC)
         .isoformat(timespec="seconds"),
         timeout_s=job.timeout_s, stall_s=job.stall_s,
         evidence={"rule": trigger, "timeout_s": job.timeout_s, "timeout_from": job.timeout_from},
     )
+    if signal_name is not None:
+        report.evidence["signal"] = signal_name
     if trigger == "stall" and job.watch is not None and job.watch.stall is not None:
         report.evidence.update(job.watch.stall.evidence())
     # pytest is the launcher: the engine dumps it from its own frames, and reaps only the tracker.
@@ -177,11 +182,15 @@ def capture_hang(job: Job, trigger: str, settings: Settings) -> Hang:
         stacks = f"{directory / 'report.txt'} (stacks), {where} (picture)"
     except OSError as exc:
         where = stacks = f"not written ({directory}: {exc.strerror or exc})"
-    why = (f"deadline {job.timeout_s:g}s from {job.timeout_from}" if trigger == "deadline"
-           else f"no progress for {job.stall_s:g}s")
+    if trigger == "cancelled":
+        why = f"pytest received {signal_name}"
+    elif trigger == "deadline":
+        why = f"deadline {job.timeout_s:g}s from {job.timeout_from}"
+    else:
+        why = f"no progress for {job.stall_s:g}s"
     summary = report.diagnosis.summary
-    message = (f"spawnhang: hang after {report.duration_s:.1f}s ({why}); dumped and reaped "
-               f"{reaped} process(es) of the test\n{summary}\nreport: {stacks}")
+    message = (f"spawnhang: {report.verdict} after {report.duration_s:.1f}s ({why}); dumped and "
+               f"reaped {reaped} process(es) of the test\n{summary}\nreport: {stacks}")
     headline = next((line for line in summary.splitlines() if line.strip()), "")
     return Hang(message, render_report(report), {
         "kind": "hang", "nodeid": job.item.nodeid, "trigger": trigger, "summary": headline,
