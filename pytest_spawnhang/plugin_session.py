@@ -96,6 +96,7 @@ class SessionPlugin:
         self.failures: list[str] = []  # owners to fail at the end of the teardown (leaks=fail)
         self.pending: list[dict[str, Any]] = []  # events not yet handed on
         self.previous_cancel: dict[int, Any] = {}  # SIGINT's and SIGTERM's before ours
+        self.pid = os.getpid()  # a forked child inherits the handlers, not the role
 
     # -- session ---------------------------------------------------------------------------
 
@@ -372,6 +373,13 @@ class SessionPlugin:
         are dumped, explained and reaped as for a hang, then pytest stops as for Ctrl-C, and
         the session's end reaps whatever is left, so that no artefact is lost and no process
         outlives pytest."""
+        if os.getpid() != self.pid:
+            # A process forked from pytest (a fork-started pool worker) that is told to stop:
+            # do what the signal would have done there.
+            previous = self.previous_cancel[signum]
+            signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+            signal.raise_signal(signum)
+            return
         job = self.job
         if job is not None:
             with job.lock:

@@ -78,3 +78,30 @@ def _workers_started(pytest_pid: int) -> bool:
              if "spawn_main" in " ".join(p.cmdline())]
     return len(ranks) == 2 and all(p.num_threads() > 1 and p.status() == "sleeping"
                                    for p in ranks)
+
+
+FORKED_CHILD_TEST = """
+    import multiprocessing
+    import signal
+
+
+    def test_forked_child_is_terminated_by_sigterm():
+        ctx = multiprocessing.get_context("fork")
+        started = ctx.Event()
+        child = ctx.Process(target=lambda: (started.set(), ctx.Event().wait()))
+        child.start()
+        assert started.wait(30)
+        child.terminate()  # SIGTERM to a child forked from pytest, handlers and all
+        child.join(30)
+        assert child.exitcode == -signal.SIGTERM
+"""
+
+
+def test_forked_children_keep_the_default_meaning_of_sigterm(tmp_path):
+    (tmp_path / "test_forked.py").write_text(textwrap.dedent(FORKED_CHILD_TEST))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--spawnhang",
+         f"--spawnhang-dir={tmp_path / 'reports'}", "test_forked.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout and "INTERRUPTED" not in done.stdout
