@@ -96,7 +96,6 @@ class SessionPlugin:
         self.failures: list[str] = []  # owners to fail at the end of the teardown (leaks=fail)
         self.pending: list[dict[str, Any]] = []  # events not yet handed on
         self.previous_cancel: dict[int, Any] = {}  # SIGINT's and SIGTERM's before ours
-        self.pid = os.getpid()  # a forked child inherits the handlers, not the role
 
     # -- session ---------------------------------------------------------------------------
 
@@ -106,14 +105,16 @@ class SessionPlugin:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self.previous_cancel[sig] = signal.signal(sig, self._cancel)
+            # A process forked from pytest (a fork-started pool worker) is not pytest: it gets
+            # the signals' previous meaning back at once, before anyone can signal it.
+            os.register_at_fork(after_in_child=self._restore_cancel)
 
     @pytest.hookimpl(trylast=True)  # after pytest's own teardown of what is still set up
     def pytest_sessionfinish(self) -> None:
         self.stopping.set()
         if self.previous_handler is not None and signal.getsignal(signal.SIGALRM) == self.handler:
             signal.signal(signal.SIGALRM, self.previous_handler)
-        for sig, previous in self.previous_cancel.items():
-            signal.signal(sig, previous)
+        self._restore_cancel()
         self._list_suspects(final=True)
         events, self.pending = self.pending + self._sweep(), []
         if self.summary is not None:
@@ -368,18 +369,16 @@ class SessionPlugin:
             job.interrupted = True
             pytest.fail(job.hang.message, pytrace=False)
 
+    def _restore_cancel(self) -> None:
+        for sig, previous in self.previous_cancel.items():
+            if signal.getsignal(sig) == self._cancel:
+                signal.signal(sig, signal.SIG_DFL if previous is None else previous)
+
     def _cancel(self, signum: int, frame: FrameType | None) -> None:
         """SIGINT/SIGTERM handler (Ctrl-C, a cancelled CI job): the running test's processes
         are dumped, explained and reaped as for a hang, then pytest stops as for Ctrl-C, and
         the session's end reaps whatever is left, so that no artefact is lost and no process
         outlives pytest."""
-        if os.getpid() != self.pid:
-            # A process forked from pytest (a fork-started pool worker) that is told to stop:
-            # do what the signal would have done there.
-            previous = self.previous_cancel[signum]
-            signal.signal(signum, signal.SIG_DFL if previous is None else previous)
-            signal.raise_signal(signum)
-            return
         job = self.job
         if job is not None:
             with job.lock:
