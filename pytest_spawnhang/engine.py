@@ -243,7 +243,6 @@ def run_command(
             report.evidence.update(watch.stall.evidence())
         capture(report, tracker, proc.pid, opts)
         proc.wait()
-    report.processes = report.processes or []
     report.timings["trigger_to_report_s"] = time.monotonic() - fired
     tee.join(timeout=1.0)
     return report
