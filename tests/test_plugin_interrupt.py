@@ -15,6 +15,7 @@ import psutil
 import pytest
 from conftest import processes_with_token
 
+from pytest_spawnhang.dump import dump_one, find_pyspy
 from pytest_spawnhang.model import Report
 
 pytest.importorskip("torch")
@@ -73,11 +74,13 @@ def test_interrupted_pytest_still_dumps_reports_and_reaps(tmp_path, sig):
 
 
 def _workers_started(pytest_pid: int) -> bool:
-    """Both ranks are past their imports: py-spy is not needed, /proc tells us they sleep."""
-    ranks = [p for p in psutil.Process(pytest_pid).children()
+    """Both ranks have reached their worker function (their stacks say so)."""
+    ranks = [p.pid for p in psutil.Process(pytest_pid).children()
              if "spawn_main" in " ".join(p.cmdline())]
-    return len(ranks) == 2 and all(p.num_threads() > 1 and p.status() == "sleeping"
-                                   for p in ranks)
+    pyspy = find_pyspy()
+    return len(ranks) == 2 and all(
+        any(f.function == "worker" for t in dump_one(pid, pyspy=pyspy).threads for f in t.frames)
+        for pid in ranks)
 
 
 FORKED_CHILD_TEST = """
