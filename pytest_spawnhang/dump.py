@@ -142,27 +142,23 @@ def redact(name: str, value: str | None) -> str | None:
 def own_threads(*, with_locals: bool = False) -> list[Thread]:
     """The calling process's threads, read from the interpreter itself."""
     import threading
-    import traceback
 
     names = {t.ident: t for t in threading.enumerate()}
     threads = []
     for ident, top in sys._current_frames().items():
         known = names.get(ident)
-        frames = []
-        for summary, frame in zip(
-            reversed(traceback.extract_stack(top)), _walk(top), strict=False
-        ):
-            frames.append(
-                Frame(
-                    function=frame.f_code.co_qualname,
-                    file=summary.filename,
-                    line=summary.lineno or 0,
-                    short_file=os.path.basename(summary.filename),
-                    locals=[Local(k, redact(k, _safe_repr(v))) for k, v in frame.f_locals.items()]
-                    if with_locals
-                    else None,
-                )
+        frames = [
+            Frame(
+                function=frame.f_code.co_qualname,
+                file=frame.f_code.co_filename,
+                line=frame.f_lineno or 0,
+                short_file=os.path.basename(frame.f_code.co_filename),
+                locals=[Local(k, redact(k, _safe_repr(v))) for k, v in frame.f_locals.items()]
+                if with_locals
+                else None,
             )
+            for frame in _walk(top)  # innermost first, as py-spy gives them
+        ]
         threads.append(
             Thread(
                 id=ident,
