@@ -32,11 +32,12 @@ class CliRun:
         return Report.load(self.report_dir / "report.json")
 
 
-def processes_with_token(token: str) -> list[psutil.Process]:
+def processes_with_token(token: str, var: str = "SPAWNHANG_TEST_TOKEN") -> list[psutil.Process]:
+    """The live processes whose environment holds ``var=token`` (a zombie has ended)."""
     found = []
     for proc in psutil.process_iter():
         try:
-            if proc.environ().get("SPAWNHANG_TEST_TOKEN") == token:
+            if proc.environ().get(var) == token and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc)
         except psutil.Error:
             continue

@@ -21,8 +21,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import pytest
+from conftest import processes_with_token
 
 from pytest_spawnhang.integration import CleanExit, clean_exit
 
@@ -146,18 +146,6 @@ SCENARIOS = textwrap.dedent(
 )
 
 
-def processes_with_token(token: str) -> list[psutil.Process]:
-    """The processes of one run that have not ended (a zombie has)."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(TOKEN_VAR) == token and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
-
-
 @dataclass
 class Finished:
     out: Path
@@ -209,7 +197,7 @@ class Scenarios:
 
     def kill_all(self) -> None:
         for token in self.tokens:
-            for proc in processes_with_token(token):
+            for proc in processes_with_token(token, TOKEN_VAR):
                 proc.kill()
 
 
@@ -318,7 +306,7 @@ def test_stuck_children_are_terminated_then_killed(finished) -> None:
     pids = done.child_pids()
     assert len(pids) == 2
     # The worker joined them before it exited, so neither can be running now.
-    assert not [proc for proc in processes_with_token(done.token) if proc.pid in pids]
+    assert not [proc for proc in processes_with_token(done.token, TOKEN_VAR) if proc.pid in pids]
 
 
 @pytest.mark.skipif(not HAVE_WANDB, reason="wandb is not installed")
@@ -339,7 +327,7 @@ def test_without_the_helper_a_stuck_child_hangs_the_worker(scenarios: Scenarios)
         with pytest.raises(subprocess.TimeoutExpired):
             proc.wait(timeout=3)
         pids = {int(pid) for pid in (out / "pids").read_text().split()}
-        assert pids <= {p.pid for p in processes_with_token(token)}
+        assert pids <= {p.pid for p in processes_with_token(token, TOKEN_VAR)}
     finally:
         # The worker and its child hold the stdout pipe open: end them all before reading it out.
         scenarios.kill_all()

@@ -50,6 +50,11 @@ def test_interrupted_pytest_still_dumps_reports_and_reaps(tmp_path, sig):
         while len(processes_with_token(token)) < 4 or not _workers_started(proc.pid):
             assert time.monotonic() < deadline and proc.poll() is None, "never started"
             time.sleep(0.1)
+        # multiprocessing's resource tracker serves pytest itself (never reaped): it ends on its
+        # own once pytest has exited and closed its end of the tracker's pipe. It is known by pid
+        # now, as an exiting process's cmdline reads empty.
+        trackers = {p.pid for p in psutil.Process(proc.pid).children()
+                    if "resource_tracker" in " ".join(p.cmdline())}
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
@@ -61,10 +66,8 @@ def test_interrupted_pytest_still_dumps_reports_and_reaps(tmp_path, sig):
         ranks = [p for p in report.processes if p.role == "rank"]
         assert len(ranks) == 2 and all(p.threads for p in ranks)
         assert report.survivors == []
-        # multiprocessing's resource tracker serves pytest itself (never reaped): it ends on its
-        # own once pytest has exited and closed its end of the tracker's pipe.
         left = processes_with_token(token)
-        assert all("resource_tracker" in " ".join(p.cmdline()) for p in left), left
+        assert {p.pid for p in left} <= trackers, left
         _, alive = psutil.wait_procs(left, timeout=10)
         assert alive == []
     finally:
