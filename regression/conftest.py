@@ -1,5 +1,6 @@
 """The variant matrix's collection: one test per variant, NCCL skipped without enough GPUs, and
-``--spawnhang-variants EXPR`` to run a slice (see docs/regression.md)."""
+the slice chosen by ``--spawnhang-variants EXPR`` (the option is declared in the root conftest.py;
+see docs/regression.md)."""
 
 from __future__ import annotations
 
@@ -7,31 +8,7 @@ from functools import cache
 
 import pytest
 
-from regression.variants import FilterError, all_variants, parse_filter
-
-OPTION = "--spawnhang-variants"
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.getgroup("spawnhang-matrix", "spawnhang variant matrix").addoption(
-        OPTION,
-        dest="spawnhang_variants",
-        metavar="EXPR",
-        default=None,
-        help='run only the variants matching EXPR, e.g. "backend=gloo and nprocs=2", '
-        '"placement=rank0,group and not launcher=torchrun2"; fields: backend, nprocs, '
-        "placement, start_method, launcher, integration",
-    )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # A typo in the expression must stop the run, not quietly select nothing.
-    text = config.getoption("spawnhang_variants")
-    if text:
-        try:
-            parse_filter(text)
-        except FilterError as exc:
-            raise pytest.UsageError(f"{OPTION}: {exc}") from exc
+from regression.variants import all_variants, parse_filter
 
 
 @cache

@@ -42,7 +42,9 @@ def test_filter_selects(expr: str, count: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "expr", ["backend", "backend=", "colour=red", "backend=gloo and", "(backend=gloo", "a b", "x;y"]
+    "expr",
+    ["backend", "backend=", "colour=red", "backend=glo", "nprocs=3", "launcher=mpspawn,torchrn",
+     "backend=gloo and", "(backend=gloo", "a b", "x;y"],
 )
 def test_filter_rejects(expr: str) -> None:
     with pytest.raises(FilterError):

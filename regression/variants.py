@@ -102,6 +102,15 @@ def all_variants() -> Iterator[Variant]:
 
 _TOKEN = re.compile(r"\s*(?:(\()|(\))|(!=|=)|([A-Za-z0-9_.,*-]+))")
 FIELDS = tuple(Variant.__dataclass_fields__)
+# What each field can be: a value outside these is a typo, which must not select an empty slice.
+KNOWN_VALUES: dict[str, tuple[str, ...]] = {
+    "backend": BACKENDS,
+    "nprocs": tuple(map(str, WORLD_SIZES)),
+    "placement": PLACEMENTS,
+    "start_method": (*START_METHODS, POPEN),
+    "launcher": LAUNCHERS,
+    "integration": INTEGRATIONS,
+}
 
 
 class FilterError(ValueError):
@@ -128,7 +137,7 @@ def parse_filter(text: str, fields: tuple[str, ...] = FIELDS) -> Predicate:
 
     Grammar: expr := term ('or' term)*; term := factor ('and' factor)*;
     factor := 'not' factor | '(' expr ')' | KEY ('='|'!=') VALUE[,VALUE...].
-    Recursive descent over a token list: no eval, and an unknown key is an error, not a miss.
+    Recursive descent over a token list: no eval; an unknown key or value is an error, not a miss.
     """
     tokens = _tokens(text)
     pos = 0
@@ -175,6 +184,10 @@ def parse_filter(text: str, fields: tuple[str, ...] = FIELDS) -> Predicate:
         if op not in ("=", "!="):
             raise FilterError(f"expected = or != after {key!r} in {text!r}")
         values = frozenset(take().split(","))
+        unknown = values - set(KNOWN_VALUES.get(key, values))
+        if unknown:
+            raise FilterError(f"unknown {key} {', '.join(sorted(unknown))} in {text!r}; "
+                              f"known: {', '.join(KNOWN_VALUES[key])}")
         if op == "=":
             return lambda v: v[key] in values
         return lambda v: v[key] not in values
