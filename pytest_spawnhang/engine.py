@@ -97,7 +97,7 @@ def snapshot(
             pid=pid, ppid=ppid, cmdline=cmdline, name=name, create_time=ctime, state=state,
             wchan=wchan, cpu_s=cpu, threads=dump.threads, dump_error=dump.error,
         ))
-    for known in tracker.seen.values():
+    for known in tracker.ended():
         if known.pid not in dumps:
             records.append(ProcessRecord(
                 pid=known.pid, ppid=known.ppid, cmdline=known.cmdline, name=known.name,

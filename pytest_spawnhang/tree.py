@@ -38,6 +38,7 @@ class Seen:
     name: str
     ppid: int
     gone: bool = False
+    sightings: int = 1  # polls that saw it: a process seen once may have been between fork and exec
 
     @property
     def pid(self) -> int:
@@ -69,6 +70,9 @@ class ProcessTracker:
             if known is not None and known.process == proc:  # same pid and create time
                 if known.gone:
                     known.gone, changes = False, changes + 1
+                if known.sightings == 1:  # what it runs now, if it was seen before its exec
+                    self._redescribe(known)
+                known.sightings += 1
                 continue
             self.track(proc)
             changes += proc.pid in self.seen
@@ -95,13 +99,35 @@ class ProcessTracker:
         """Tracked processes still running (zombies count as ended)."""
         return [s for s in self.seen.values() if _is_alive(s.process)]
 
+    def ended(self) -> list[Seen]:
+        """Tracked processes that have ended, less those seen only once and then with their
+        parent's command line: caught between fork and exec (``import wandb`` runs short
+        commands, say), they ran something unknown, and listing them under their parent's
+        command line would pass them off as its workers."""
+        return [s for s in self.seen.values()
+                if not _is_alive(s.process)
+                and not (s.sightings == 1 and s.cmdline == self._parent_cmdline(s))]
+
+    def _parent_cmdline(self, known: Seen) -> list[str] | None:
+        parent = self.seen.get(known.ppid)
+        if parent is not None:
+            return parent.cmdline
+        try:
+            return psutil.Process(known.ppid).cmdline()
+        except psutil.Error:
+            return None
+
     def refresh(self) -> None:
         """Re-read command lines and parents: a process seen between fork and exec showed its
         parent's."""
         for known in self.alive():
-            info = _describe(known.process)
-            if info is not None:
-                known.cmdline, known.ppid, known.name = info
+            self._redescribe(known)
+
+    @staticmethod
+    def _redescribe(known: Seen) -> None:
+        info = _describe(known.process)
+        if info is not None and info[0]:  # a zombie's command line reads empty: keep the last
+            known.cmdline, known.ppid, known.name = info
 
     def wait_adopted(self) -> None:
         """Collect the exit status of orphans this subreaper adopted, and of nothing else:
