@@ -9,8 +9,8 @@ report of the phase that hung is then rewritten to carry the spawnhang verdict, 
 interrupt or the end of the reaped workers got the main thread out first.
 
 Per owner (a test, or a fixture above function scope): processes that outlive their owner are
-warned about, reaped or failed (``--spawnhang-leaks``), and at the end of the session every
-descendant still alive is reaped, so that pytest always exits.
+warned about, reaped or failed (``--spawnhang-leaks``, kept in ``plugin_leaks``), and at the end of
+the session every descendant still alive is reaped, so that pytest always exits.
 
 What the terminal summary needs travels as plain dicts ("events"), to ``plugin_summary``: directly
 without xdist; from an xdist worker attached to its teardown reports (``report.spawnhang``, which
@@ -28,7 +28,6 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -36,44 +35,21 @@ import pytest
 
 from .plugin import Marker, Settings
 from .plugin_job import Job, direct_children, has_children
+from .plugin_leaks import Leaks
 from .tree import become_subreaper
 
 if TYPE_CHECKING:
     from .plugin_summary import Summary
-    from .plugin_watch import Tracker
 
 # A test is watched once it has run this long, so the many short tests of a suite cost the
 # watcher nothing; the deadline itself still counts from the test's start.
 WATCH_AFTER_S = 0.1
-# Under leaks=warn a process is listed only if it is still alive this long after its owner ended
-# (checked at the end of a later test, or of the session): the owner may have just stopped it,
-# and waiting for it there would cost every test that keeps a pool on purpose.
-WARN_AFTER_S = 0.5
 # After the interrupt, how long the main thread may take to leave the hung test before the
 # watcher gives up on it, reaps everything and exits pytest (as pytest-timeout's thread method).
 UNRESPONSIVE_S = 10.0
 
 JOB_KEY = pytest.StashKey["Job"]()
 TIMEOUT_KEY = pytest.StashKey[float]()  # pytest-timeout's deadline, handed over by its hook
-
-
-@dataclass
-class _Suspect:
-    """Processes an owner left running under leaks=warn, not yet listed."""
-
-    owner: str
-    since: float
-    tracker: Tracker
-    pids: frozenset[int]
-
-
-@dataclass
-class _Owned:
-    """Processes that appeared while a fixture above function scope was being set up."""
-
-    label: str
-    pids: frozenset[int]
-    trackers: list[Tracker]
 
 
 class SessionPlugin:
@@ -89,10 +65,7 @@ class SessionPlugin:
         self.stopping = threading.Event()
         self.baseline: frozenset[int] = frozenset()  # children before the session: not ours
         self.children: frozenset[int] = frozenset()  # children at the last test's end
-        self.owned: dict[Any, _Owned] = {}  # by FixtureDef
-        self.claimed: frozenset[int] = frozenset()  # children that fixtures own
-        self.owner_of: dict[int, str] = {}  # pid -> owner, of the processes already listed
-        self.suspects: list[_Suspect] = []
+        self.leaks = Leaks(settings.leaks, self._emit)
         self.failures: list[str] = []  # owners to fail at the end of the teardown (leaks=fail)
         self.pending: list[dict[str, Any]] = []  # events not yet handed on
         self.previous_cancel: dict[int, Any] = {}  # SIGINT's and SIGTERM's before ours
@@ -115,7 +88,7 @@ class SessionPlugin:
         if self.previous_handler is not None and signal.getsignal(signal.SIGALRM) == self.handler:
             signal.signal(signal.SIGALRM, self.previous_handler)
         self._restore_cancel()
-        self._list_suspects(final=True)
+        self.leaks.list_suspects(final=True)
         events, self.pending = self.pending + self._sweep(), []
         if self.summary is not None:
             self.summary.events.extend(events)
@@ -134,7 +107,7 @@ class SessionPlugin:
             return []
         survivors = watch.reap(tracker)
         return [{"kind": "session", "survivors": survivors, "processes": [
-            {**watch.describe(s), "owner": self.owner_of.get(s.pid)} for s in left]}]
+            {**watch.describe(s), "owner": self.leaks.owner_of.get(s.pid)} for s in left]}]
 
     # -- one test ----------------------------------------------------------------------------
 
@@ -184,8 +157,7 @@ class SessionPlugin:
             job.responded.set()  # type: ignore[union-attr]
             job.released.wait()  # type: ignore[union-attr]
         self.job = None
-        if self.suspects:
-            self._list_suspects(final=False)
+        self.leaks.list_suspects(final=False)
         if job.fired and not job.applied:  # it fired as the test ended: no report left to fail
             self.pending.append(job.hang.event)
         if not job.tracked and not job.exclude and not has_children():
@@ -194,51 +166,12 @@ class SessionPlugin:
         self.children = direct_children()
         if not job.tracked and not self.children - job.exclude:
             return None  # it started no process, or none is left
-        message = self._judge(job.item.nodeid, job.tracker(), job.marker.leaks)
+        message = self.leaks.judge(job.item.nodeid, job.tracker(), job.marker.leaks)
         self.children = direct_children()
         return message
 
-    def _judge(self, owner: str, tracker: Tracker, policy: str | None) -> str | None:
-        """Apply the leaks policy to what ``owner`` left alive; a failure message or None."""
-        from . import plugin_watch as watch
-
-        policy = policy or self.settings.leaks
-        left = watch.alive(tracker, wait=policy != "warn")
-        if not left:
-            return None
-        if policy == "warn":  # listed later, if they are still alive then: no wait here
-            pids = frozenset(s.pid for s in left)
-            self.suspects.append(_Suspect(owner, time.monotonic(), tracker, pids))
-            return None
-        processes = self._leftover(owner, policy, left, watch.reap(tracker))
-        if policy != "fail":
-            return None
-        return (f"spawnhang: {len(left)} process(es) outlived {owner} (leaks=fail; reaped):\n"
-                + "\n".join(f"  pid {p['pid']}: {p['cmdline']}" for p in processes))
-
-    def _list_suspects(self, final: bool) -> None:
-        """List the processes left under leaks=warn that are still alive WARN_AFTER_S after
-        their owner ended (or, at the end of the session, at all)."""
-        now, waiting = time.monotonic(), []
-        for suspect in self.suspects:
-            if not final and now - suspect.since < WARN_AFTER_S:
-                waiting.append(suspect)
-                continue
-            left = [s for s in suspect.tracker.alive() if s.pid in suspect.pids]
-            if left:
-                self._leftover(suspect.owner, "warn", left, [])
-        self.suspects = waiting
-
-    def _leftover(self, owner: str, policy: str, left: list[Any],
-                  survivors: list[int]) -> list[dict[str, Any]]:
-        from . import plugin_watch as watch
-
-        processes = [watch.describe(s) for s in left]
-        self.pending.append({"kind": "leftover", "owner": owner, "policy": policy,
-                             "survivors": survivors, "processes": processes})
-        for proc in processes:
-            self.owner_of[proc["pid"]] = owner
-        return processes
+    def _emit(self, event: dict[str, Any]) -> None:
+        self.pending.append(event)
 
     # -- the hooks of each test ----------------------------------------------------------------
 
@@ -447,26 +380,12 @@ class SessionPlugin:
         try:
             return (yield)
         finally:
-            new = direct_children() - before - self.claimed
-            if new:
-                from . import plugin_watch as watch
-
-                self.claimed |= new
-                if self.job is not None:
-                    self.job.disown(new)
-                label = f"fixture {fixturedef.argname!r} ({fixturedef.scope} scope)"
-                self.owned[fixturedef] = _Owned(label, new, [watch.subtree(p) for p in new])
+            new = self.leaks.fixture_started(fixturedef, direct_children() - before)
+            if new and self.job is not None:
+                self.job.disown(new)
 
     def pytest_fixture_post_finalizer(self, fixturedef: Any) -> None:
-        owned = self.owned.pop(fixturedef, None)
-        if owned is None:
-            return
-        self.claimed -= owned.pids
-        for tracker in owned.trackers:
-            message = self._judge(owned.label, tracker, None)
-            if message is not None:
-                self.failures.append(message)
-
+        self.failures.extend(self.leaks.fixture_finalized(fixturedef))
 
 
 def _inside_a_phase(frame: FrameType | None) -> bool:
@@ -481,5 +400,6 @@ def _inside_a_phase(frame: FrameType | None) -> bool:
     return False
 
 
-_OWN_MODULES = {__name__, "pytest_spawnhang.plugin_job", "pytest_spawnhang.plugin_watch"}
+_OWN_MODULES = {__name__, "pytest_spawnhang.plugin_job", "pytest_spawnhang.plugin_leaks",
+                "pytest_spawnhang.plugin_watch"}
 _FROM_CALL = pytest.CallInfo.from_call.__func__.__code__  # type: ignore[attr-defined]
