@@ -25,7 +25,8 @@ from .dump import dump_many
 from .labels import assign_roles
 from .model import Failure, ProcessRecord, Report, Straggler
 from .stall import StallDetector
-from .tree import ProcessTracker, become_subreaper, proc_status, reap
+from .subreaper import become_subreaper
+from .tree import ProcessTracker, proc_status, reap
 
 POLL_S = 0.1
 STDERR_TAIL_BYTES = 64 * 1024

@@ -18,8 +18,8 @@ xdist serialises with the report) and, at session end, in its ``workeroutput``.
 
 The engine (``plugin_watch``) is imported only when a test starts a process or runs long enough
 to be watched. A suite of short tests pays, per test, for a system call or a read of /proc and a
-handful of hook calls (one setup hook, one teardown wrapper, the report wrapper of each phase),
-and once for psutil, which ``tree.become_subreaper``'s module imports.
+handful of hook calls (one setup hook, one teardown wrapper, the report wrapper of each phase);
+psutil is not imported until then either.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import pytest
 from .plugin import Marker, Settings
 from .plugin_job import Job, direct_children, has_children
 from .plugin_leaks import Leaks
-from .tree import become_subreaper
+from .subreaper import become_subreaper
 
 if TYPE_CHECKING:
     from .plugin_summary import Summary

@@ -2,30 +2,18 @@
 
 The tracker remembers each process it ever saw by (pid, create time), so a reused pid is never
 mistaken for ours, and it only ever signals processes it saw descend from its root: nothing the
-run did not start is touched. With the root made a child subreaper, processes that ``setsid`` or
-double-fork come back to it when their parent dies, so they stay in view.
+run did not start is touched. With the root made a child subreaper (``subreaper``), processes
+that ``setsid`` or double-fork come back to it when their parent dies, so they stay in view.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 
 import psutil
-
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def become_subreaper() -> bool:
-    """Make this process adopt the orphans of its tree (Linux). Returns whether it worked."""
-    if not sys.platform.startswith("linux"):
-        return False
-    libc = ctypes.CDLL(None, use_errno=True)
-    return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
 @dataclass
