@@ -12,6 +12,7 @@ issue's wandb 0.10.31 rank-0 case. Prints markdown tables.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -53,8 +54,13 @@ def timed(cmd: list[str], python: str, guard_s: float) -> tuple[float, int, int]
     return time.monotonic() - start, status, leftovers(token)
 
 
-def one_case(script: Path, python: str, deadline: float, stall: float) -> dict[str, tuple]:
-    spawnhang = [python, "-m", "pytest_spawnhang", "run", "--report-dir", tempfile.mkdtemp()]
+def one_case(script: Path, python: str, deadline: float, stall: float
+             ) -> tuple[dict[str, tuple], float | None]:
+    """The three runs of a case, and how long the tree had been quiet when the stall rule fired
+    (its report's evidence): the time from the last sign of progress, such as the last rank
+    finishing its work, to the verdict."""
+    stall_dir = Path(tempfile.mkdtemp())
+    spawnhang = [python, "-m", "pytest_spawnhang", "run", "--report-dir"]
     test = Path(tempfile.mkdtemp()) / "test_case.py"
     test.write_text(textwrap.dedent(f"""
         import subprocess
@@ -65,15 +71,17 @@ def one_case(script: Path, python: str, deadline: float, stall: float) -> dict[s
             subprocess.run([{python!r}, {str(script)!r}], check=True)
     """))
     runs = {
-        "spawnhang --stall": [*spawnhang, "--timeout", str(deadline), "--stall", str(stall),
-                              "--", python, str(script)],
-        "spawnhang deadline only": [*spawnhang, "--timeout", str(deadline), "--", python,
-                                    str(script)],
+        "spawnhang --stall": [*spawnhang, str(stall_dir), "--timeout", str(deadline),
+                              "--stall", str(stall), "--", python, str(script)],
+        "spawnhang deadline only": [*spawnhang, tempfile.mkdtemp(), "--timeout", str(deadline),
+                                    "--", python, str(script)],
         "pytest-timeout": [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test)],
     }
     with ThreadPoolExecutor(len(runs)) as pool:
         futures = {k: pool.submit(timed, cmd, python, deadline + 120) for k, cmd in runs.items()}
-        return {k: f.result() for k, f in futures.items()}
+        results = {k: f.result() for k, f in futures.items()}
+    report = json.loads((stall_dir / "report.json").read_text())
+    return results, report["evidence"].get("quiet_for_s")
 
 
 def watch_cost(seconds: float, stall: float) -> dict[str, float]:
@@ -124,10 +132,12 @@ def main() -> None:
         cases.append((ROOT / "repro_scripts" / "issue_rank0.py", args.legacy_python))
     print(f"time to verdict, deadline {args.deadline:.0f}s, stall window {args.stall:.0f}s; "
           f"'left' = processes still alive afterwards\n")
-    print("| case | spawnhang --stall | deadline only | pytest-timeout |\n|---|---|---|---|")
+    print("| case | spawnhang --stall | quiet before the stall verdict | deadline only | "
+          "pytest-timeout |\n|---|---|---|---|---|")
     for script, python in cases:
-        row = one_case(script, python, args.deadline, args.stall)
+        row, quiet = one_case(script, python, args.deadline, args.stall)
         cells = [f"{t:.1f}s (rc {rc}, left {left})" for t, rc, left in row.values()]
+        cells.insert(1, "-" if quiet is None else f"{quiet:.1f}s")
         print(f"| {script.name} | " + " | ".join(cells) + " |", flush=True)
     cost = watch_cost(20.0, args.stall)
     print("\n| watching an idle 6-process tree | CPU (share of one core) |\n|---|---|")
