@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from threading import Lock
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -22,7 +22,7 @@ from .plugin import node_dir
 from .plugin_job import direct_children
 from .render.text import render_report
 from .report_files import write_report
-from .stall import StallDetector
+from .stall import CPU_EVERY_S, CPU_NOISE_FRACTION, StallDetector
 from .tree import ProcessTracker, Seen
 from .tree import reap as _reap
 
@@ -48,7 +48,7 @@ class Tracker(ProcessTracker):
     hands processes over to fixtures), with a fast path for a test whose processes have all
     ended: then a poll is one read of /proc instead of a scan of every process."""
 
-    lock: Lock = field(default_factory=Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def poll(self) -> int:
         with self.lock:
@@ -77,15 +77,35 @@ def subtree(pid: int) -> Tracker:
     return tracker
 
 
+@dataclass
 class TreeStall(StallDetector):
-    """The engine's stall detector over the test's processes. Progress of the pytest process
-    itself cannot be told from here, so a test with no process of its own never stalls."""
+    """The engine's stall detector over the test's processes, plus the test's own main thread:
+    its CPU time, read per thread so that this watcher's polling does not count, is progress too
+    (a test whose workers wait while it computes is not stalled). A test with no process of its
+    own never stalls: a hang inside pytest alone is the deadline's to catch."""
+
+    main_thread_id: int = field(default_factory=lambda: threading.main_thread().native_id)
+    _main_cpu: float | None = None
+    _main_cpu_at: float = 0.0
 
     def observe(self, tracker: ProcessTracker, changes: int, now: float) -> bool:
         if not tracker.alive():
             self.quiet_since = None  # the window starts with the first process
             return False
+        if self._main_thread_worked(now):
+            self.quiet_since = None  # restarts the window, as any progress does
         return super().observe(tracker, changes, now)
+
+    def _main_thread_worked(self, now: float) -> bool:
+        if now - self._main_cpu_at < CPU_EVERY_S:
+            return False
+        elapsed, self._main_cpu_at = now - self._main_cpu_at, now
+        cpu = next((t.user_time + t.system_time for t in psutil.Process().threads()
+                    if t.id == self.main_thread_id), None)
+        previous, self._main_cpu = self._main_cpu, cpu
+        if previous is None or cpu is None:
+            return False
+        return cpu - previous > CPU_NOISE_FRACTION * elapsed
 
 
 def make_watch(tracker: Tracker, finished: Callable[[], bool], deadline: float | None,

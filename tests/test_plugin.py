@@ -281,9 +281,18 @@ def test_busy_child():
 
 def test_no_child():
     time.sleep(2.5)  # the work of the pytest process itself, which the stall window ignores
+
+def test_child_waits_while_the_test_computes():
+    child = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
+    record(child.pid)
+    end = time.time() + 4
+    while time.time() < end:  # the test's own main thread at work: progress
+        pass
+    child.kill()
+    child.wait()
 """)
     result = run(pytester, "--spawnhang", "--spawnhang-stall=1.5", "-rA")
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*_ test_idle_tree _*",
                                  "spawnhang: hang after *s (no progress for 1.5s); dumped and "
                                  "reaped 1 process(es) of the test"])
