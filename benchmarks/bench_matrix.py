@@ -1,18 +1,21 @@
 """The variant matrix's cost: wall time of the whole slice, and each variant against its floor.
 
-    .venv/bin/python benchmarks/bench_matrix.py [--variants "backend=gloo"] [--python P]
+    .venv/bin/python benchmarks/bench_matrix.py [--variants "backend=gloo"] [--repeat 3]
 
-Runs each variant once, one at a time (timings of runs that share 2 cores would measure each
-other), under the engine exactly as regression/test_matrix.py does. A variant's floor is the
-same backend, world size, start method and launcher running the issue's script without wandb
-(repro_scripts/issue_no_wandb.py, itself a variant); the ratio shows what wandb and the fix add.
-A hang's time is the stall window plus the dump, not a program's run. Prints markdown.
+Runs the variants one at a time (timings of runs that share 2 cores would measure each other),
+under the engine exactly as regression/test_matrix.py does, ``--repeat`` rounds of the whole
+slice, so that a variant and its floor meet the same machine; times are medians over the rounds.
+A variant's floor is the same backend, world size, start method and launcher running the issue's
+script without wandb (repro_scripts/issue_no_wandb.py, itself a variant); the ratio shows what
+wandb and the fix add, and a fixed variant's time against its issue variant what the fix alone
+adds. A hang's time is the stall window plus the dump, not a program's run. Prints markdown.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -47,29 +50,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--variants", default="backend=gloo", help="filter, as in pytest")
     parser.add_argument("--python", default=sys.executable, help="interpreter of the variants")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of the whole slice")
     args = parser.parse_args()
     keep = parse_filter(args.variants)
     selected = [v for v in all_variants() if keep(v.fields())]
     # Floors first (measured even when the filter leaves them out), so each row has its ratio.
     floors = list(dict.fromkeys(floor_of(v) for v in selected))
     variants = floors + [v for v in selected if v not in floors]
-    times: dict[Variant, float] = {}
-    rows = []
+    samples: dict[Variant, list[float]] = {v: [] for v in variants}
+    verdicts: dict[Variant, set[str]] = {v: set() for v in variants}
     started = time.monotonic()
-    for variant in variants:
-        verdict, seconds = run(variant, args.python)
-        times[variant] = seconds
-        floor = times[floor_of(variant)] if floor_of(variant) != variant else None
-        shown = f"{floor:.1f} | {seconds / floor:.2f}" if floor else "- | -"
-        rows.append(f"| {variant.id} | {verdict} | {seconds:.1f} | {shown} |")
-        print(rows[-1], file=sys.stderr, flush=True)
+    for round_number in range(args.repeat):
+        for variant in variants:
+            verdict, seconds = run(variant, args.python)
+            samples[variant].append(seconds)
+            verdicts[variant].add(verdict)
+            print(f"round {round_number + 1}: {variant.id} {verdict} {seconds:.1f}s",
+                  file=sys.stderr, flush=True)
     total = time.monotonic() - started
-    with_floor = [(v, times[v] / times[floor_of(v)]) for v in variants if floor_of(v) != v]
-    within = sum(ratio <= TARGET for _, ratio in with_floor)
-    print(f"{len(variants)} variants ({args.variants}), one at a time: {total:.0f} s wall\n")
-    print(f"{within}/{len(with_floor)} wandb variants within {TARGET}x of their floor\n")
-    print("| variant | verdict | seconds | floor (no wandb) | ratio |")
-    print("|---|---|---|---|---|")
+    times = {v: statistics.median(samples[v]) for v in variants}
+    rows, ratios = [], []
+    for variant in variants:
+        floor = times[floor_of(variant)] if floor_of(variant) != variant else None
+        if floor:
+            ratios.append(times[variant] / floor)
+        issue = replace(variant, integration="issue")
+        fix = (f"{times[variant] / times[issue]:.2f}"
+               if variant.integration == "fixed" and issue in times else "-")
+        shown = f"{floor:.1f} | {times[variant] / floor:.2f}" if floor else "- | -"
+        rows.append(f"| {variant.id} | {'/'.join(sorted(verdicts[variant]))} | "
+                    f"{times[variant]:.1f} | {shown} | {fix} |")
+    within = sum(ratio <= TARGET for ratio in ratios)
+    print(f"{len(variants)} variants ({args.variants}), {args.repeat} round(s), one at a time: "
+          f"{total:.0f} s wall\n")
+    print(f"{within}/{len(ratios)} wandb variants within {TARGET}x of their floor "
+          "(median seconds)\n")
+    print("| variant | verdict | seconds | floor (no wandb) | ratio | fixed / issue |")
+    print("|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 
