@@ -1,5 +1,5 @@
-"""Shared helpers: run a scenario script under ``spawnhang run`` as a real subprocess, and find
-every process it left behind by a token in the environment that all its descendants inherit."""
+"""Fixtures: run a scenario script under ``spawnhang run`` as a real subprocess, and find every
+process it left behind by a token in the environment that all its descendants inherit."""
 
 from __future__ import annotations
 
@@ -12,13 +12,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import SCENARIOS, processes_with_token
 
 from pytest_spawnhang.model import Report
 
 pytest_plugins = ["pytester"]
-
-SCENARIOS = Path(__file__).parent / "scenarios"
-
 
 @dataclass
 class CliRun:
@@ -30,18 +28,6 @@ class CliRun:
     @property
     def report(self) -> Report:
         return Report.load(self.report_dir / "report.json")
-
-
-def processes_with_token(token: str, var: str = "SPAWNHANG_TEST_TOKEN") -> list[psutil.Process]:
-    """The live processes whose environment holds ``var=token`` (a zombie has ended)."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(var) == token and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import uuid
 
 import psutil
 import pytest
-from conftest import SCENARIOS, processes_with_token
+from helpers import SCENARIOS, processes_with_token
 
 from pytest_spawnhang.model import Report
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import processes_with_token
+from helpers import processes_with_token
 
 from pytest_spawnhang.integration import CleanExit, clean_exit
 

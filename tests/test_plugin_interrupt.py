@@ -13,7 +13,7 @@ import uuid
 
 import psutil
 import pytest
-from conftest import processes_with_token
+from helpers import processes_with_token
 
 from pytest_spawnhang.dump import dump_one, find_pyspy
 from pytest_spawnhang.model import Report
