@@ -18,6 +18,14 @@ from regression.variants import Variant
 # A hang is called after 5 s of a quiet tree; the deadline only bounds a tree that keeps busy.
 STALL_S = 5.0
 TIMEOUT_S = 120.0
+# wandb 0.10.31 offline waits only 5 s (a `_communicate` timeout) for its internal process to
+# answer wandb.init; online it waits for it. On a loaded machine a worker can finish its three
+# steps first: its _exit_function then runs multiprocessing's finalizers, which unlink the
+# semaphores of the queues the internal process has not opened yet, the internal process dies on
+# start-up, and there is no hang to catch (seen once in a CI dry run, gloo-n4-group-spawn). The
+# experiment did not happen, so it is run again; wandb's atexit hook then prints this line.
+WANDB_START_RACE = "The wandb backend process has shutdown"
+ATTEMPTS = 3
 
 
 def installed_wandb() -> str | None:
@@ -52,10 +60,25 @@ def functions(report: Report, rank: int) -> set[str]:
 
 
 def test_variant(
-    variant: Variant, offline_wandb: Path, tmp_path: Path, request: pytest.FixtureRequest
+    variant: Variant,
+    offline_wandb: Path,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     rule = expected(variant, ERA)
-    report = run_command(variant.command(sys.executable), timeout_s=TIMEOUT_S, stall_s=STALL_S)
+    for attempt in range(1, ATTEMPTS + 1):
+        report = run_command(variant.command(sys.executable), timeout_s=TIMEOUT_S,
+                             stall_s=STALL_S)
+        out, err = capfd.readouterr()
+        sys.stdout.write(out)  # back into the test's captured output, for its report
+        sys.stderr.write(err)
+        if not (rule.verdict == "hang" and report.verdict == "exit" and WANDB_START_RACE in err):
+            break
+        request.node.user_properties.append(("wandb_start_race", attempt))
+    else:
+        pytest.skip(f"wandb's internal process died on start-up in all {ATTEMPTS} runs "
+                    f"({WANDB_START_RACE!r}): the machine is too loaded for the hang to form")
     path = write_report(report, tmp_path / "spawnhang")
     request.node.user_properties.append(("spawnhang_report", str(path)))
     context = (
