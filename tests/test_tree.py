@@ -72,11 +72,13 @@ def test_a_process_seen_again_after_its_exec_shows_what_it_runs(tracker):
     tracker.poll()
     proc = psutil.Process(child.pid)
     child.tell(b"exec")
-    deadline = time.monotonic() + 30
-    while proc.cmdline()[-1:] != [PAUSE]:  # until the child has made its exec
-        assert time.monotonic() < deadline and proc.status() != psutil.STATUS_ZOMBIE
-    tracker.poll()
-    assert tracker.seen[child.pid].cmdline[-2:] == ["-c", PAUSE]
-    proc.kill()
-    child.wait()
+    try:
+        deadline = time.monotonic() + 30
+        while proc.cmdline()[-1:] != [PAUSE]:  # until the child has made its exec
+            assert time.monotonic() < deadline and proc.status() != psutil.STATUS_ZOMBIE
+        tracker.poll()
+        assert tracker.seen[child.pid].cmdline[-2:] == ["-c", PAUSE]
+    finally:
+        proc.kill()
+        child.wait()
     assert [s.pid for s in tracker.ended()] == [child.pid]
