@@ -9,7 +9,7 @@ import datetime as _dt
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ from .plugin import node_dir
 from .plugin_job import direct_children
 from .render.text import render_report
 from .report_files import write_report
-from .stall import CPU_EVERY_S, CPU_NOISE_FRACTION, StallDetector
+from .stall import StallDetector
 from .tree import ProcessTracker, Seen
 from .tree import reap as _reap
 
@@ -85,27 +85,20 @@ class TreeStall(StallDetector):
     own never stalls: a hang inside pytest alone is the deadline's to catch."""
 
     main_thread_id: int = field(default_factory=lambda: threading.main_thread().native_id)
-    _main_cpu: float | None = None
-    _main_cpu_at: float = 0.0
 
     def observe(self, tracker: ProcessTracker, changes: int, now: float) -> bool:
         if not tracker.alive():
             self.quiet_since = None  # the window starts with the first process
             return False
-        if self._main_thread_worked(now):
-            self.quiet_since = None  # restarts the window, as any progress does
         return super().observe(tracker, changes, now)
 
-    def _main_thread_worked(self, now: float) -> bool:
-        if now - self._main_cpu_at < CPU_EVERY_S:
-            return False
-        elapsed, self._main_cpu_at = now - self._main_cpu_at, now
-        cpu = next((t.user_time + t.system_time for t in psutil.Process().threads()
-                    if t.id == self.main_thread_id), None)
-        previous, self._main_cpu = self._main_cpu, cpu
-        if previous is None or cpu is None:
-            return False
-        return cpu - previous > CPU_NOISE_FRACTION * elapsed
+    def _cpu_times(self, tracker: ProcessTracker) -> dict[Hashable, float]:
+        current = super()._cpu_times(tracker)
+        main = next((t.user_time + t.system_time for t in psutil.Process().threads()
+                     if t.id == self.main_thread_id), None)
+        if main is not None:
+            current["pytest main thread"] = main
+        return current
 
 
 def make_watch(tracker: Tracker, finished: Callable[[], bool], deadline: float | None,

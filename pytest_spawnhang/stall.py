@@ -9,6 +9,7 @@ is progress, not a stall, and so is a process that starts or ends.
 from __future__ import annotations
 
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import psutil
@@ -30,7 +31,7 @@ class StallDetector:
     stack_samples: int = 0
     cpu_in_window_s: float = 0.0
     _last_cpu_at: float = 0.0
-    _cpu: dict[int, float] = field(default_factory=dict)
+    _cpu: dict[Hashable, float] = field(default_factory=dict)
     _last_stack_at: float = 0.0
     _stacks: frozenset | None = None
     _stacks_seen_in_window: int = 0
@@ -65,13 +66,7 @@ class StallDetector:
         elapsed = now - self._last_cpu_at if self._last_cpu_at else None
         self._last_cpu_at = now
         self.cpu_samples += 1
-        current = {}
-        for known in tracker.alive():
-            try:
-                times = known.process.cpu_times()
-            except psutil.Error:
-                continue
-            current[known.pid] = times.user + times.system
+        current = self._cpu_times(tracker)
         moved = False
         if elapsed is not None:
             for pid, cpu in current.items():
@@ -80,6 +75,17 @@ class StallDetector:
                 moved = moved or used > CPU_NOISE_FRACTION * elapsed
         self._cpu = current
         return moved
+
+    def _cpu_times(self, tracker: ProcessTracker) -> dict[Hashable, float]:
+        """CPU seconds used so far, per source of progress: here each tracked process."""
+        current: dict[Hashable, float] = {}
+        for known in tracker.alive():
+            try:
+                times = known.process.cpu_times()
+            except psutil.Error:
+                continue
+            current[known.pid] = times.user + times.system
+        return current
 
     def _stacks_moved(self, tracker: ProcessTracker, now: float) -> bool:
         self._last_stack_at = now
