@@ -285,7 +285,7 @@ def test_no_child():
 def test_child_waits_while_the_test_computes():
     child = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
     record(child.pid)
-    end = time.time() + 4
+    end = time.time() + 10  # long enough that without the main thread a stall is called
     while time.time() < end:  # the test's own main thread at work: progress
         pass
     child.kill()
