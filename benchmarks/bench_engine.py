@@ -50,7 +50,7 @@ def hung_job(repeat: int) -> dict[str, list[float]]:
 
 
 def one_dump(repeat: int) -> dict[str, list[float]]:
-    from pytest_spawnhang.dump import dump_one, find_pyspy
+    from pytest_spawnhang.engine.dump import dump_one, find_pyspy
 
     target = subprocess.Popen([sys.executable, str(SCENARIOS / "sleep_user.py")])
     try:

@@ -87,8 +87,8 @@ def one_case(script: Path, python: str, deadline: float, stall: float
 def watch_cost(seconds: float, stall: float) -> dict[str, float]:
     """CPU of the watching process (and its py-spy children) per second, over an idle 6-process
     tree: polling alone, and polling plus stall sampling."""
-    from pytest_spawnhang.stall import StallDetector
-    from pytest_spawnhang.tree import ProcessTracker
+    from pytest_spawnhang.engine.stall import StallDetector
+    from pytest_spawnhang.engine.tree import ProcessTracker
 
     tree = subprocess.Popen([sys.executable, str(SCENARIOS / "gloo_mismatch.py"), "4"],
                             env=dict(os.environ, PYTHONPATH=str(SCENARIOS)))

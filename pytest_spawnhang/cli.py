@@ -18,12 +18,11 @@ from pathlib import Path
 import psutil
 
 from . import engine
-from .diagnosis import diagnose
-from .model import Report
+from .model import Report, Trigger, Verdict
+from .render.files import default_report_dir, html_due, prepare_dir, write_report
 from .render.html import render_html
 from .render.text import render_report
-from .report_files import default_report_dir, prepare_dir, write_report
-from .tree import ProcessTracker
+from .values import SecondsError, parse_seconds
 
 USAGE_ERROR = 2
 
@@ -41,14 +40,12 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _seconds(text: str) -> float:
+def _seconds(text: str) -> float | None:
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
-    return value
+        return parse_seconds(text)
+    except SecondsError as exc:
+        problem = "must be a positive number" if exc.numeric else "not a number"
+        raise argparse.ArgumentTypeError(f"{problem} of seconds: {text!r}") from None
 
 
 def _pid(text: str) -> int:
@@ -140,22 +137,19 @@ def _run(args: argparse.Namespace) -> int:
 def _dump(args: argparse.Namespace) -> int:
     try:
         root = psutil.Process(args.pid)
+        command, started_wall = root.cmdline(), root.create_time()
     except psutil.Error:
         raise UsageError(f"no such process: {args.pid}") from None
     directory = _report_dir(args)
     started = time.monotonic()
-    tracker = ProcessTracker(root_pid=args.pid)
+    tracker = engine.ProcessTracker(root_pid=args.pid)
     tracker.poll()
-    report = Report(verdict="snapshot", trigger="attach", command=root.cmdline(),
-                    duration_s=time.time() - root.create_time(),
-                    started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), cwd=os.getcwd())
     if args.kill:
         tracker.track(root)
-        engine.capture(report, tracker, args.pid, _capture_options(args), include=(args.pid,))
-    else:
-        report.processes = engine.snapshot(tracker, args.pid, _capture_options(args),
-                                           include=(args.pid,))
-        report.diagnosis = diagnose(report)
+    report = engine.hang_report(Trigger.ATTACH, command, tracker, args.pid,
+                                _capture_options(args), started_wall=started_wall,
+                                duration_s=time.time() - started_wall, include=(args.pid,),
+                                reap_tree=args.kill)
     report.timings["dump_total_s"] = time.monotonic() - started
     _finish(report, directory, args.html)
     return 0
@@ -178,7 +172,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _finish(report: Report, directory: Path, html: bool) -> None:
     path = write_report(report, directory, html)
-    if report.verdict in ("exit",) and not report.stragglers:
+    if report.verdict == Verdict.EXIT and not report.stragglers:
         print(f"spawnhang: exit after {report.duration_s:.1f}s; report: {path}", file=sys.stderr)
         return
     print(f"\nspawnhang: {report.verdict} ({report.trigger}) after {report.duration_s:.1f}s",
@@ -189,8 +183,9 @@ def _finish(report: Report, directory: Path, html: bool) -> None:
               file=sys.stderr)
     if report.survivors:
         print(f"WARNING: could not kill {report.survivors}", file=sys.stderr)
-    print(f"report: {path}\n        {directory / 'report.txt'} (stacks)\n        "
-          f"{directory / 'report.html'} (picture)", file=sys.stderr)
+    picture = f"\n        {directory / 'report.html'} (picture)" if html_due(report, html) else ""
+    print(f"report: {path}\n        {directory / 'report.txt'} (stacks){picture}",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

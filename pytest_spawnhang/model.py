@@ -9,27 +9,69 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
 
-VERDICTS = ("exit", "fail", "hang", "interrupted", "snapshot")
-# Why the watch stopped: the program ended, the deadline passed, the tree stalled, or the
-# harness itself was cancelled (Ctrl-C, SIGTERM of a CI job).
-TRIGGERS = ("exit", "deadline", "stall", "cancelled", "attach")
-ROLES = (
-    "launcher",
-    "rank",
-    "forkserver",
-    "resource_tracker",
-    "wandb_internal",
-    "wandb_service",
-    "wandb_core",
-    "worker_child",
-    "mp_child",
-    "other",
+
+# String enums: a member is its JSON value, so reports read and compare as plain strings.
+class Verdict(StrEnum):
+    EXIT = "exit"
+    FAIL = "fail"
+    HANG = "hang"
+    INTERRUPTED = "interrupted"
+    SNAPSHOT = "snapshot"
+
+
+class Trigger(StrEnum):
+    """Why the watch stopped: the program ended, the deadline passed, the tree stalled, the
+    harness itself was cancelled (Ctrl-C, SIGTERM of a CI job), or a live tree was attached."""
+
+    EXIT = "exit"
+    DEADLINE = "deadline"
+    STALL = "stall"
+    CANCELLED = "cancelled"
+    ATTACH = "attach"
+
+    @property
+    def verdict(self) -> Verdict:
+        """The verdict of a run that stopped for this reason (``exit`` may still be a ``fail``:
+        the exit status decides)."""
+        return _TRIGGER_VERDICT[self]
+
+
+_TRIGGER_VERDICT = {Trigger.EXIT: Verdict.EXIT, Trigger.DEADLINE: Verdict.HANG,
+                    Trigger.STALL: Verdict.HANG, Trigger.CANCELLED: Verdict.INTERRUPTED,
+                    Trigger.ATTACH: Verdict.SNAPSHOT}
+
+
+class Role(StrEnum):
+    LAUNCHER = "launcher"
+    RANK = "rank"
+    FORKSERVER = "forkserver"
+    RESOURCE_TRACKER = "resource_tracker"
+    WANDB_INTERNAL = "wandb_internal"
+    WANDB_SERVICE = "wandb_service"
+    WANDB_CORE = "wandb_core"
+    WORKER_CHILD = "worker_child"
+    MP_CHILD = "mp_child"
+    OTHER = "other"
+
+
+VERDICTS = tuple(Verdict)
+TRIGGERS = tuple(Trigger)
+ROLES = tuple(Role)
+
+# Whose code a frame runs, by its file: the first pattern that matches wins.
+_FRAME_ORIGINS = (
+    ("internal", re.compile(r"^<")),  # <string> of python -c, <frozen ...>
+    ("native", re.compile(r"\.(?:so|dylib|dll)(?:\.[\d.]+)?$")),  # --native: C code
+    ("library", re.compile(r"[/\\](?:site|dist)-packages[/\\]")),
+    ("stdlib", re.compile(r"[/\\]lib(?:64)?[/\\](?:python|pypy)\d[\d.]*[/\\]")),
 )
 
 
@@ -47,6 +89,18 @@ class Frame:
     line: int
     short_file: str = ""
     locals: list[Local] | None = None
+
+    @property
+    def origin(self) -> str:
+        """Whose code this frame runs: "user", "library" (site-packages), "stdlib", "native"
+        (a shared library's C code) or "internal" (``<string>``, ``<frozen ...>``)."""
+        return next((name for name, pattern in _FRAME_ORIGINS if pattern.search(self.file)),
+                    "user")
+
+    @property
+    def is_python(self) -> bool:
+        # With --native, py-spy interleaves C frames (file: a shared library or a .c source).
+        return self.file.endswith(".py") or self.file.startswith("<")
 
 
 @dataclass
@@ -75,6 +129,11 @@ class ProcessRecord:
     cpu_s: float | None = None
     threads: list[Thread] = field(default_factory=list)
     dump_error: str | None = None
+
+    def is_main(self, thread: Thread) -> bool:
+        """Whether ``thread`` is this process's main thread. py-spy cannot always read a
+        thread's name (at interpreter exit it is None); the main thread's OS id is the pid."""
+        return thread.os_id == self.pid or thread.name == "MainThread"
 
     @property
     def label(self) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from pytest_spawnhang.engine import run_command
 from pytest_spawnhang.model import Report
-from pytest_spawnhang.report_files import write_report
+from pytest_spawnhang.render.files import write_report
 from regression.expectations import expected, wandb_era
 from regression.variants import Variant
 

@@ -40,11 +40,10 @@ from pytest_spawnhang.model import (
 from pytest_spawnhang.render.html import (
     NODE_H,
     NODE_W,
-    frame_origin,
-    process_state,
     render_html,
     wait_edges,
 )
+from pytest_spawnhang.render.views import process_state
 
 DATA = Path(__file__).parent / "data" / "html"
 CASES = sorted(p.name for p in DATA.iterdir() if (p / "report.json").is_file())
@@ -278,7 +277,7 @@ def test_user_frames_are_found_and_library_frames_dimmed() -> None:
     ("/home/me/lib/python_tools/run.py", "user"),
 ])
 def test_frame_origin(path: str, origin: str) -> None:
-    assert frame_origin(Frame("f", path, 1)) == origin
+    assert Frame("f", path, 1).origin == origin
 
 
 @pytest.mark.parametrize(("record", "state"), [

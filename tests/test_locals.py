@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_spawnhang.dump import REDACTED, redact
+from pytest_spawnhang.engine.dump import REDACTED, redact
 
 
 def test_locals_are_absent_unless_asked(run_cli):

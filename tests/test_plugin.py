@@ -427,7 +427,7 @@ import pytest
 
 def test_plugin_is_inert_without_the_flag(request):
     if not request.config.getoption("spawnhang"):
-        assert "pytest_spawnhang.plugin_session" not in sys.modules
+        assert "pytest_spawnhang.plugin.session" not in sys.modules
         assert "pytest_spawnhang.engine" not in sys.modules
         assert [t.name for t in threading.enumerate()] == ["MainThread"]
 

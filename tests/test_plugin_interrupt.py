@@ -15,7 +15,7 @@ import psutil
 import pytest
 from helpers import processes_with_token
 
-from pytest_spawnhang.dump import dump_one, find_pyspy
+from pytest_spawnhang.engine.dump import dump_one, find_pyspy
 from pytest_spawnhang.model import Report
 
 pytest.importorskip("torch")

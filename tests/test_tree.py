@@ -5,13 +5,15 @@ commands, and one seen once under the launcher's command line was numbered rank 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import threading
 import time
 
 import psutil
 import pytest
 
-from pytest_spawnhang.tree import ProcessTracker
+from pytest_spawnhang.engine.tree import ProcessTracker
 
 PAUSE = "import signal; signal.pause()"
 
@@ -54,7 +56,7 @@ def test_a_process_seen_once_under_its_parents_command_line_is_not_listed(tracke
     child.tell(b"exit")
     child.wait()
     tracker.poll()
-    assert tracker.seen[child.pid].cmdline == psutil.Process().cmdline()
+    assert tracker.get(child.pid).cmdline == psutil.Process().cmdline()
     assert [s.pid for s in tracker.ended()] == []
 
 
@@ -77,8 +79,45 @@ def test_a_process_seen_again_after_its_exec_shows_what_it_runs(tracker):
         while proc.cmdline()[-1:] != [PAUSE]:  # until the child has made its exec
             assert time.monotonic() < deadline and proc.status() != psutil.STATUS_ZOMBIE
         tracker.poll()
-        assert tracker.seen[child.pid].cmdline[-2:] == ["-c", PAUSE]
+        assert tracker.get(child.pid).cmdline[-2:] == ["-c", PAUSE]
     finally:
         proc.kill()
         child.wait()
     assert [s.pid for s in tracker.ended()] == [child.pid]
+
+
+def test_tracker_is_safe_to_share_between_threads(tmp_path):
+    """A watcher thread polls and reads while the main thread disowns, as the plugin does
+    when a fixture takes processes over; many rounds, no error, and what is disowned is gone."""
+    children = [subprocess.Popen([sys.executable, "-c", PAUSE]) for _ in range(6)]
+    try:
+        errors: list[BaseException] = []
+        stop = threading.Event()
+
+        def reader(tracker: ProcessTracker) -> None:
+            try:
+                while not stop.is_set():
+                    tracker.poll()
+                    tracker.alive()
+                    tracker.ended()
+                    tracker.refresh()
+                    tracker.wait_adopted()
+            except BaseException as exc:  # any error in the reader fails the test below
+                errors.append(exc)
+
+        for _ in range(40):
+            tracker = ProcessTracker(root_pid=os.getpid())
+            tracker.poll()
+            thread = threading.Thread(target=reader, args=(tracker,))
+            thread.start()
+            for child in children:
+                tracker.disown(frozenset({child.pid}))
+            stop.set()
+            thread.join()
+            stop.clear()
+            assert {c.pid for c in children}.isdisjoint(s.pid for s in tracker.known())
+        assert errors == []
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..model import Thread, WaitEdge
-from .states import DAEMON_THREADS, PROCESS, Node, Scene, is_main, rank_ranges
+from .states import DAEMON_THREADS, PROCESS, Node, Scene, rank_ranges
 
 _MP_CHILD = re.compile(r"multiprocessing\.(spawn|forkserver)|spawn_main|multiprocessing-fork")
 NOT_JOINED = ("resource_tracker", "forkserver")  # started by multiprocessing, never joined
@@ -95,7 +95,7 @@ def _descends(scene: Scene, pid: int, ancestor: int) -> bool:
 
 def _target_threads(scene: Scene, node: Node, selector: str) -> list[Thread]:
     proc = scene.procs[node[0]]
-    others = [t for t in proc.threads if t.id != node[1] and not is_main(t, proc)]
+    others = [t for t in proc.threads if t.id != node[1] and not proc.is_main(t)]
     if selector == "threads":  # threading._shutdown: every thread not known to be a daemon
         return [t for t in others if not re.search(DAEMON_THREADS, t.name or "")]
     if selector.startswith("thread:"):

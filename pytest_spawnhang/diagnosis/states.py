@@ -90,7 +90,6 @@ WCHAN_KINDS = (
 # Threads that multiprocessing and torch start as daemons: threading._shutdown never waits for
 # them, so they are not its targets.
 DAEMON_THREADS = r"^(QueueFeederThread|pymp-|pt_|Thread-\d+ \(_(handle_\w+|monitor\w*)\))"
-LIBRARY_FILE = re.compile(r"/lib/python\d\.\d+/|/site-packages/|/dist-packages/|^<")
 GONE = ("exited", "zombie", "dead")
 MAX_NAMES = 4  # processes named in one breath; more are counted
 
@@ -204,24 +203,13 @@ def rank_ranges(ranks: list[int]) -> str:
     return f"rank{'s' if len(ranks) > 1 else ''} {and_list(parts)}"
 
 
-def is_main(thread: Thread, proc: ProcessRecord) -> bool:
-    # py-spy cannot always read a thread's name (at interpreter exit it is None); the main
-    # thread's OS id is the pid.
-    return thread.os_id == proc.pid or thread.name == "MainThread"
-
-
 def where(frame: Frame) -> str:
     return f"{frame.function} ({frame.short_file or frame.file}:{frame.line})"
 
 
-def is_python(frame: Frame) -> bool:
-    # With --native, py-spy interleaves C frames (file: a shared library or a .c source).
-    return frame.file.endswith(".py") or frame.file.startswith("<")
-
-
 def user_frame(frames: list[Frame]) -> Frame | None:
     """The innermost frame of the program's own code: not the standard library, not a package."""
-    return next((f for f in frames if is_python(f) and not LIBRARY_FILE.search(f.file)), None)
+    return next((f for f in frames if f.is_python and f.origin == "user"), None)
 
 
 def classify(report: Report) -> Scene:
@@ -234,7 +222,7 @@ def classify(report: Report) -> Scene:
                 ThreadState(proc.pid, PROCESS, kind, detail))
         for thread in proc.threads:
             scene.readings[(proc.pid, thread.id)] = _read_thread(proc, thread)
-            if is_main(thread, proc):
+            if proc.is_main(thread):
                 scene.mains.setdefault(proc.pid, (proc.pid, thread.id))
         if proc.threads and proc.pid not in scene.mains:
             # Neither name nor OS id known: py-spy lists the main thread last.
@@ -288,7 +276,7 @@ def _match_pattern(frames: list[Frame], texts: list[str]) -> Reading | None:
 
 def _fallback(proc: ProcessRecord, thread: Thread, user: Frame | None,
               phase: tuple[str, str] | None) -> tuple[str, str, str | None]:
-    frames = [f for f in thread.frames if is_python(f)]
+    frames = [f for f in thread.frames if f.is_python]
     if not frames:
         # A dumped thread with no Python frame left: the interpreter is tearing down, and what
         # it destroys (a process group, a C++ thread pool) is only seen with --native.
@@ -299,13 +287,13 @@ def _fallback(proc: ProcessRecord, thread: Thread, user: Frame | None,
     origin = f"user code: {where(user)}" if user is frames[0] else top
     if thread.active:
         return "busy", origin, None
-    if is_main(thread, proc) and proc.wchan:
+    if proc.is_main(thread) and proc.wchan:
         for kind, regex, waits_for in WCHAN_KINDS:
             if re.search(regex, proc.wchan):
                 return kind, f"{origin} (kernel: {proc.wchan})", waits_for
     if phase is not None:
         return phase[0], f"{phase[1]}: {top}", None
-    if is_main(thread, proc) and frames[-1].function != "<module>":
+    if proc.is_main(thread) and frames[-1].function != "<module>":
         # Python calls atexit hooks from C: their stack has no <module> frame under them.
         return "atexit", where(frames[-1]), None
     return "idle", origin, None

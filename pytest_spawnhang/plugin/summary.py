@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 
+from .events import Event, HangEvent, LeftoverEvent, ProcessInfo, SessionEvent, from_dict
+
 
 class Summary:
     """Gathers the events of this process's tests and prints them at the end."""
 
     def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
+        self.events: list[Event] = []
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.events:
@@ -26,34 +28,35 @@ class XdistSummary(Summary):
     ``workeroutput``."""
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.events.extend(getattr(report, "spawnhang", ()))
+        self.events.extend(map(from_dict, getattr(report, "spawnhang", ())))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any) -> None:
-        self.events.extend(getattr(node, "workeroutput", {}).get("spawnhang", ()))
+        self.events.extend(map(from_dict, getattr(node, "workeroutput", {}).get("spawnhang", ())))
 
 
-def write_summary(terminalreporter: Any, events: list[dict[str, Any]]) -> None:
+def write_summary(terminalreporter: Any, events: list[Event]) -> None:
     write = terminalreporter.write_line
     terminalreporter.section("spawnhang")
-    for event in (e for e in events if e["kind"] == "hang"):
-        verdict = ("INTERRUPTED" if event["trigger"] == "cancelled"
-                   else "HANG (expected)" if event["expected"] else "HANG")
-        write(f"{verdict} {event['nodeid']} - {event['summary']} (report: {event['report']})")
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for event in (e for e in events if e["kind"] == "leftover"):
-        groups.setdefault((event["owner"], event["policy"]), []).extend(event["processes"])
+    for event in (e for e in events if isinstance(e, HangEvent)):
+        verdict = ("INTERRUPTED" if event.trigger == "cancelled"
+                   else "HANG (expected)" if event.expected else "HANG")
+        write(f"{verdict} {event.nodeid} - {event.summary} (report: {event.report})")
+    groups: dict[tuple[str, str], list[ProcessInfo]] = {}
+    for event in (e for e in events if isinstance(e, LeftoverEvent)):
+        groups.setdefault((event.owner, event.policy), []).extend(event.processes)
     for (owner, policy), processes in groups.items():
         action = "left running" if policy == "warn" else "reaped"
         write(f"LEFTOVER {len(processes)} process(es) outlived {owner} ({action}, "
               f"leaks={policy}):")
         for proc in processes:
-            write(f"    pid {proc['pid']}: {proc['cmdline']}")
-    for event in (e for e in events if e["kind"] == "session"):
-        write(f"REAPED at session end: {len(event['processes'])} process(es)")
-        for proc in event["processes"]:
-            owner = f"left by {proc['owner']}" if proc["owner"] else "owner unknown"
-            write(f"    pid {proc['pid']} ({owner}): {proc['cmdline']}")
-    survivors = sorted({pid for e in events for pid in e.get("survivors", ())})
+            write(f"    pid {proc.pid}: {proc.cmdline}")
+    for event in (e for e in events if isinstance(e, SessionEvent)):
+        write(f"REAPED at session end: {len(event.processes)} process(es)")
+        for proc in event.processes:
+            owner = f"left by {proc.owner}" if proc.owner else "owner unknown"
+            write(f"    pid {proc.pid} ({owner}): {proc.cmdline}")
+    survivors = sorted({pid for e in events if not isinstance(e, HangEvent)
+                        for pid in e.survivors})
     if survivors:
         write(f"WARNING: could not kill {survivors}")

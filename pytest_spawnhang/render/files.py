@@ -7,18 +7,20 @@ import json
 import re
 from pathlib import Path
 
-from .model import Report
-from .render.text import render_process, render_report
+from ..model import Report, Verdict
+from ..values import DEFAULT_REPORT_DIR
+from .text import render_process, render_report
 
 
-def default_report_dir(base: str | Path = ".spawnhang") -> Path:
+def default_report_dir(base: str | Path = DEFAULT_REPORT_DIR) -> Path:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     return Path(base) / stamp
 
 
 def prepare_dir(path: str | Path) -> Path:
     """Create the report directory up front, so an unwritable one is a usage error, not a lost
-    report at the end of a long run."""
+    report at the end of a long run. Checked by writing, not ``os.access``: as root, or on a
+    read-only mount, only a write tells."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     probe = path / ".write-test"
@@ -27,9 +29,14 @@ def prepare_dir(path: str | Path) -> Path:
     return path
 
 
+def html_due(report: Report, html: bool = False) -> bool:
+    """Whether ``write_report`` writes the HTML picture: for every run that did not simply
+    exit, and for any run when ``html`` is set."""
+    return html or report.verdict != Verdict.EXIT
+
+
 def write_report(report: Report, directory: str | Path, html: bool = False) -> Path:
-    """Write every artefact of ``report``; returns the path of report.json. The HTML picture is
-    written for every run that did not simply exit, and for any run when ``html`` is set."""
+    """Write every artefact of ``report``; returns the path of report.json."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for proc in report.processes:
@@ -37,8 +44,8 @@ def write_report(report: Report, directory: str | Path, html: bool = False) -> P
             label = re.sub(r"[^A-Za-z0-9]+", "-", proc.label).strip("-")
             (directory / f"pid{proc.pid}-{label}.txt").write_text(render_process(proc) + "\n")
     (directory / "report.txt").write_text(render_report(report))
-    if html or report.verdict != "exit":
-        from .render.html import render_html  # jinja2 costs ~40 ms: only when a page is due
+    if html_due(report, html):
+        from .html import render_html  # jinja2 costs ~40 ms: only when a page is due
 
         (directory / "report.html").write_text(render_html(report))
     target = directory / "report.json"

@@ -9,7 +9,7 @@ is progress, not a stall, and so is a process that starts or ends.
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 import psutil
@@ -23,9 +23,19 @@ CPU_EVERY_S = 1.0
 CPU_NOISE_FRACTION = 0.05
 
 
+# An extra source of progress: CPU seconds used so far, per key (a thread of the launcher, say).
+ProgressSource = Callable[[], dict[Hashable, float]]
+
+
 @dataclass
 class StallDetector:
+    """``progress`` adds sources of progress beyond the tracked processes' CPU; with
+    ``needs_processes`` a tree with no live process never stalls (its window starts with the
+    first process)."""
+
     window_s: float
+    progress: tuple[ProgressSource, ...] = ()
+    needs_processes: bool = False
     quiet_since: float | None = None
     cpu_samples: int = 0
     stack_samples: int = 0
@@ -42,6 +52,9 @@ class StallDetector:
 
     def observe(self, tracker: ProcessTracker, changes: int, now: float) -> bool:
         """Feed one poll of the tree; True once the window has passed with nothing moving."""
+        if self.needs_processes and not tracker.alive():
+            self.quiet_since = None
+            return False
         if self.quiet_since is None or changes:
             self._restart(now)
             return False
@@ -77,7 +90,8 @@ class StallDetector:
         return moved
 
     def _cpu_times(self, tracker: ProcessTracker) -> dict[Hashable, float]:
-        """CPU seconds used so far, per source of progress: here each tracked process."""
+        """CPU seconds used so far, per source of progress: each tracked process, and the
+        extra sources."""
         current: dict[Hashable, float] = {}
         for known in tracker.alive():
             try:
@@ -85,6 +99,8 @@ class StallDetector:
             except psutil.Error:
                 continue
             current[known.pid] = times.user + times.system
+        for source in self.progress:
+            current.update(source())
         return current
 
     def _stacks_moved(self, tracker: ProcessTracker, now: float) -> bool:

@@ -3,7 +3,7 @@
 Each new process belongs to what was running when it appeared: a test, or the set-up of a fixture
 above function scope. An owner's processes are judged when the owner ends (a test's teardown, a
 fixture's finalisation), never after each test, so that a session's pool lives on without a word.
-What is found goes out as plain dict events through ``emit``, as every other summary event does.
+What is found goes out as a ``LeftoverEvent`` through ``emit``, as every other summary event does.
 """
 
 from __future__ import annotations
@@ -13,15 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .events import LeftoverEvent, ProcessInfo
+
 if TYPE_CHECKING:
-    from .plugin_watch import Tracker
+    from ..engine import ProcessTracker as Tracker
+
+NO_INTERRUPT_HERE = True  # the watcher's SIGALRM must not fail a phase from this code
 
 # Under leaks=warn a process is listed only if it is still alive this long after its owner ended
 # (checked at the end of a later test, or of the session): the owner may have just stopped it,
 # and waiting for it there would cost every test that keeps a pool on purpose.
 WARN_AFTER_S = 0.5
 
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[LeftoverEvent], None]
 
 
 @dataclass
@@ -56,21 +60,21 @@ class Leaks:
 
     def judge(self, owner: str, tracker: Tracker, policy: str | None) -> str | None:
         """Apply the leaks policy to what ``owner`` left alive; a failure message or None."""
-        from . import plugin_watch as watch
+        from .capture import alive, reap  # psutil and the engine: only once a process is left
 
         policy = policy or self.policy
-        left = watch.alive(tracker, wait=policy != "warn")
+        left = alive(tracker, wait=policy != "warn")
         if not left:
             return None
         if policy == "warn":  # listed later, if they are still alive then: no wait here
             pids = frozenset(s.pid for s in left)
             self.suspects.append(_Suspect(owner, time.monotonic(), tracker, pids))
             return None
-        processes = self._leftover(owner, policy, left, watch.reap(tracker))
+        processes = self._leftover(owner, policy, left, reap(tracker))
         if policy != "fail":
             return None
         return (f"spawnhang: {len(left)} process(es) outlived {owner} (leaks=fail; reaped):\n"
-                + "\n".join(f"  pid {p['pid']}: {p['cmdline']}" for p in processes))
+                + "\n".join(f"  pid {p.pid}: {p.cmdline}" for p in processes))
 
     def list_suspects(self, final: bool) -> None:
         """List the processes left under leaks=warn that are still alive WARN_AFTER_S after
@@ -88,14 +92,13 @@ class Leaks:
         self.suspects = waiting
 
     def _leftover(self, owner: str, policy: str, left: list[Any],
-                  survivors: list[int]) -> list[dict[str, Any]]:
-        from . import plugin_watch as watch
+                  survivors: list[int]) -> list[ProcessInfo]:
+        from .capture import describe
 
-        processes = [watch.describe(s) for s in left]
-        self.emit({"kind": "leftover", "owner": owner, "policy": policy,
-                   "survivors": survivors, "processes": processes})
+        processes = [describe(s) for s in left]
+        self.emit(LeftoverEvent(owner, policy, processes, survivors))
         for proc in processes:
-            self.owner_of[proc["pid"]] = owner
+            self.owner_of[proc.pid] = owner
         return processes
 
     def fixture_started(self, fixturedef: Any, new: frozenset[int]) -> frozenset[int]:
@@ -103,11 +106,11 @@ class Leaks:
         Returns the pids it takes over (not already claimed by another fixture)."""
         new = new - self.claimed
         if new:
-            from . import plugin_watch as watch
+            from .capture import subtree
 
             self.claimed |= new
             label = f"fixture {fixturedef.argname!r} ({fixturedef.scope} scope)"
-            self.owned[fixturedef] = _Owned(label, new, [watch.subtree(p) for p in new])
+            self.owned[fixturedef] = _Owned(label, new, [subtree(p) for p in new])
         return new
 
     def fixture_finalized(self, fixturedef: Any) -> list[str]:

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from .engine import CaptureOptions, run_command
-from .model import Report
-from .plugin import Settings, node_dir
-from .report_files import write_report
+from .. import engine
+from ..model import Report
+from ..render.files import write_report
+from .settings import Settings, node_dir
 
 _SPAWN = """\
 import base64, importlib, pickle, sys
@@ -89,10 +89,10 @@ class Runner:
             stall: float | None = None) -> Result:
         """Run ``command`` to its end or its hang (``timeout``, default ``--spawnhang-timeout``;
         ``stall``, default ``--spawnhang-stall``); nothing it started survives."""
-        report = run_command(
+        report = engine.run_command(
             list(command), timeout_s=timeout or self.settings.timeout_s,
             stall_s=stall or self.settings.stall_s,
-            opts=CaptureOptions(native=self.settings.native))
+            opts=engine.CaptureOptions(native=self.settings.native))
         path, run = None, next(self._runs)
         if report.verdict != "exit" or report.stragglers:
             directory = node_dir(self.settings.report_dir, self.node.nodeid) / f"run-{run}"

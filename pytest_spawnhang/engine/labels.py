@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .model import ProcessRecord
+from ..model import ProcessRecord
 
 
 @dataclass(frozen=True)

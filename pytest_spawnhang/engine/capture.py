@@ -1,0 +1,132 @@
+"""A hang's report, built the same way for every front end: dump every process of the tree,
+label it, diagnose, then reap. ``hang_report`` is the one place a ``Report`` of a hang (or of a
+snapshot) is assembled; ``exit_report`` the one for a program that ended."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+from ..diagnosis import diagnose
+from ..model import ProcessRecord, Report, Role, Straggler, Trigger
+from .dump import dump_many
+from .labels import assign_roles
+from .tree import ProcessTracker, proc_status, reap, settle
+
+
+@dataclass
+class CaptureOptions:
+    native: bool = False
+    with_locals: bool = False
+    grace_s: float = 1.0  # between SIGTERM and SIGKILL
+    straggler_wait_s: float = 1.0  # how long processes may outlive a clean exit
+
+
+def new_report(trigger: Trigger, command: Sequence[str], *, started_wall: float,
+               duration_s: float, timeout_s: float | None = None,
+               stall_s: float | None = None) -> Report:
+    """The report's frame: verdict from the trigger, the start in UTC (as the schema says)."""
+    started_at = _dt.datetime.fromtimestamp(started_wall, _dt.UTC).isoformat(timespec="seconds")
+    return Report(verdict=trigger.verdict, trigger=trigger, command=list(command),
+                  duration_s=duration_s, started_at=started_at, cwd=os.getcwd(),
+                  timeout_s=timeout_s, stall_s=stall_s)
+
+
+def hang_report(trigger: Trigger, command: Sequence[str], tracker: ProcessTracker,
+                launcher_pid: int, opts: CaptureOptions, *, started_wall: float,
+                duration_s: float, timeout_s: float | None = None, stall_s: float | None = None,
+                evidence: dict[str, Any] | None = None, include: tuple[int, ...] = (),
+                reap_tree: bool = True) -> Report:
+    """Dump, label and diagnose the tree; then, with ``reap_tree``, reap it. ``evidence`` is
+    what made the trigger fire, beyond the rule and the deadline."""
+    report = new_report(trigger, command, started_wall=started_wall, duration_s=duration_s,
+                        timeout_s=timeout_s, stall_s=stall_s)
+    if trigger is not Trigger.ATTACH:
+        report.evidence = {"rule": str(trigger), "timeout_s": timeout_s, **(evidence or {})}
+    t0 = time.monotonic()
+    report.processes = snapshot(tracker, launcher_pid, opts, include)
+    t1 = time.monotonic()
+    report.diagnosis = diagnose(report)
+    t2 = time.monotonic()
+    report.timings.update(dump_s=t1 - t0, diagnose_s=t2 - t1)
+    if reap_tree:
+        report.survivors = reap(tracker, opts.grace_s)
+        report.timings["reap_s"] = time.monotonic() - t2
+    return report
+
+
+def snapshot(
+    tracker: ProcessTracker, launcher_pid: int, opts: CaptureOptions, include: tuple[int, ...] = ()
+) -> list[ProcessRecord]:
+    """Dump every live tracked process (and ``include``), and record the ones that ended."""
+    tracker.poll()  # the tree may have grown since the watch last looked
+    tracker.refresh()
+    alive = tracker.alive()
+    pids = list(dict.fromkeys([*include, *(s.pid for s in alive)]))
+    dumps = dump_many(pids, native=opts.native, with_locals=opts.with_locals)
+    records = []
+    for pid in pids:
+        state, wchan, cpu = proc_status(pid)
+        known = tracker.get(pid)
+        try:
+            cmdline = known.cmdline if known else psutil.Process(pid).cmdline()
+            proc = known.process if known else psutil.Process(pid)
+            ppid, name, ctime = proc.ppid(), proc.name(), proc.create_time()
+        except psutil.Error:
+            cmdline, ppid, name, ctime = (known.cmdline if known else []), 0, "", 0.0
+        dump = dumps[pid]
+        records.append(ProcessRecord(
+            pid=pid, ppid=ppid, cmdline=cmdline, name=name, create_time=ctime, state=state,
+            wchan=wchan, cpu_s=cpu, threads=dump.threads, dump_error=dump.error,
+        ))
+    for known in tracker.ended():
+        if known.pid not in dumps:
+            records.append(ProcessRecord(
+                pid=known.pid, ppid=known.ppid, cmdline=known.cmdline, name=known.name,
+                create_time=known.process.create_time(), state="exited",
+            ))
+    assign_roles(records, launcher_pid, _env_ranks(pids))
+    return records
+
+
+def _env_ranks(pids: list[int]) -> dict[int, int]:
+    ranks = {}
+    for pid in pids:
+        try:
+            value = psutil.Process(pid).environ().get("RANK")
+        except psutil.Error:
+            continue
+        if value is not None and value.isdigit():
+            ranks[pid] = int(value)
+    return ranks
+
+
+def roles_of(tracker: ProcessTracker, parent_pid: int) -> dict[int, Role]:
+    """The role of each live child of ``parent_pid`` in the tree, told from its command line
+    alone (no dump): how a front end recognises helpers such as multiprocessing's resource
+    tracker."""
+    tracker.refresh()  # a process seen between fork and exec showed its parent's command line
+    records = [ProcessRecord(pid=s.pid, ppid=s.ppid, cmdline=s.cmdline, name=s.name)
+               for s in tracker.alive() if s.ppid == parent_pid]
+    assign_roles(records, launcher_pid=parent_pid, env_ranks={})
+    return {r.pid: Role(r.role) for r in records}
+
+
+def reap_stragglers(tracker: ProcessTracker, opts: CaptureOptions) -> tuple[list[Straggler],
+                                                                             list[int]]:
+    """After the program ended: give leftovers a moment to exit, then reap and list them."""
+    if not settle(tracker, opts.straggler_wait_s):
+        return [], []
+    tracker.refresh()
+    left = [Straggler(s.pid, s.cmdline) for s in tracker.alive()]
+    records = [ProcessRecord(pid=s.pid, ppid=0, cmdline=s.cmdline) for s in left]
+    assign_roles(records, launcher_pid=-1, env_ranks={})
+    for straggler, rec in zip(left, records, strict=True):
+        straggler.role = rec.role
+    return left, reap(tracker, opts.grace_s)
