@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from regression.expectations import wandb_era
 from regression.variants import REPO
 
 LEGACY_VENV = REPO / ".venv-legacy"
@@ -51,9 +52,9 @@ ENVIRONMENTS = (
 
 
 def environments() -> tuple[Environment, ...]:
-    """Both, except ``legacy`` when pytest itself runs in .venv-legacy (tox's legacy env, or an
-    explicit ``.venv-legacy/bin/python -m pytest``): ``current`` is then that interpreter."""
-    if Path(sys.prefix).resolve() == LEGACY_VENV.resolve():
+    """Both, unless the interpreter running pytest has a legacy wandb itself (tox's legacy env,
+    or ``.venv-legacy/bin/python -m pytest``): its own run then covers that side."""
+    if wandb_era(ENVIRONMENTS[0].wandb) == "legacy":
         return ENVIRONMENTS[:1]
     return ENVIRONMENTS
 
