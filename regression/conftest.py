@@ -1,6 +1,8 @@
-"""The variant matrix's collection: one test per variant, NCCL skipped without enough GPUs, and
-the slice chosen by ``--spawnhang-variants EXPR`` (the option is declared in the root conftest.py;
-see docs/regression.md)."""
+"""The variant matrix's collection: one test per variant and interpreter
+(regression/environments.py), NCCL skipped without enough GPUs, wandb 0.10.31's interpreter
+skipped when .venv-legacy is missing, and the slice chosen by ``--spawnhang-variants EXPR`` (the
+option is declared in the root conftest.py; see docs/regression.md). The run ends with a line
+that counts what was caught (regression/summary.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from functools import cache
 
 import pytest
 
+from regression.environments import environments
+from regression.summary import MatrixSummary
 from regression.variants import all_variants, parse_filter
 
 
@@ -19,19 +23,27 @@ def gpu_count() -> int:
     return torch.cuda.device_count()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(MatrixSummary(), "spawnhang-matrix-summary")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "variant" not in metafunc.fixturenames:
         return
     params = []
-    for variant in all_variants():
-        marks = []
-        if variant.backend == "nccl" and gpu_count() < variant.nprocs:
-            marks.append(pytest.mark.skip(
-                reason=f"nccl needs one GPU per rank: {variant.nprocs} ranks, "
-                f"torch.cuda.device_count() == {gpu_count()}"
-            ))
-        params.append(pytest.param(variant, id=variant.id, marks=marks))
-    metafunc.parametrize("variant", params)
+    for env in environments():
+        runs_here = parse_filter(env.variants)
+        for variant in filter(lambda v: runs_here(v.fields()), all_variants()):
+            marks = []
+            if not env.exists():
+                marks.append(pytest.mark.skip(reason=env.missing))
+            elif variant.backend == "nccl" and gpu_count() < variant.nprocs:
+                marks.append(pytest.mark.skip(
+                    reason=f"nccl needs one GPU per rank: {variant.nprocs} ranks, "
+                    f"torch.cuda.device_count() == {gpu_count()}"
+                ))
+            params.append(pytest.param(env, variant, id=f"{env.name}-{variant.id}", marks=marks))
+    metafunc.parametrize(("environment", "variant"), params)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

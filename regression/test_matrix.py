@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from pytest_spawnhang.engine import run_command
 from pytest_spawnhang.model import Report
 from pytest_spawnhang.render.files import write_report
+from regression.environments import Environment
 from regression.expectations import expected, wandb_era
 from regression.variants import Variant
 
@@ -27,17 +27,6 @@ TIMEOUT_S = 120.0
 WANDB_START_RACE = "The wandb backend process has shutdown"
 ATTEMPTS = 3
 
-
-def installed_wandb() -> str | None:
-    # The version from metadata: importing wandb would cost seconds in the test process.
-    try:
-        return importlib.metadata.version("wandb")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-WANDB = installed_wandb()
-ERA = wandb_era(WANDB)
 
 
 @pytest.fixture
@@ -60,15 +49,18 @@ def functions(report: Report, rank: int) -> set[str]:
 
 
 def test_variant(
+    environment: Environment,
     variant: Variant,
     offline_wandb: Path,
     tmp_path: Path,
     request: pytest.FixtureRequest,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    rule = expected(variant, ERA)
+    wandb = environment.wandb
+    era = wandb_era(wandb)
+    rule = expected(variant, era)
     for attempt in range(1, ATTEMPTS + 1):
-        report = run_command(variant.command(sys.executable), timeout_s=TIMEOUT_S,
+        report = run_command(variant.command(environment.python), timeout_s=TIMEOUT_S,
                              stall_s=STALL_S)
         out, err = capfd.readouterr()
         sys.stdout.write(out)  # back into the test's captured output, for its report
@@ -82,8 +74,9 @@ def test_variant(
     path = write_report(report, tmp_path / "spawnhang")
     request.node.user_properties.append(("spawnhang_report", str(path)))
     context = (
-        f"{variant.id} with wandb {WANDB} ({ERA}): {report.verdict} by {report.trigger} after "
-        f"{report.duration_s:.1f}s, expected {rule.verdict} ({rule.why})\n"
+        f"{variant.id} with wandb {wandb} ({era}, {environment.python}): {report.verdict} "
+        f"by {report.trigger} after {report.duration_s:.1f}s, expected {rule.verdict} "
+        f"({rule.why})\n"
         f"{report.diagnosis.summary}\nreport: {path}"
     )
     assert report.survivors == [], context
@@ -92,3 +85,9 @@ def test_variant(
         # The hang, not any hang: rank 0 is held at exit by wandb's internal process.
         assert "_exit_function" in functions(report, 0), context
         assert report.by_role("wandb_internal"), context
+    # For the closing summary line (regression/summary.py): set only once every assertion held.
+    request.node.user_properties += [
+        ("matrix_verdict", report.verdict),
+        ("matrix_wandb", f"wandb {wandb}" if wandb else "no wandb"),
+        ("matrix_diagnosis", report.diagnosis.summary),
+    ]

@@ -182,7 +182,10 @@ def _describe(proc: psutil.Process) -> tuple[list[str], int, str] | None:
         with proc.oneshot():
             return proc.cmdline(), proc.ppid(), proc.name()
     except psutil.ZombieProcess:
-        return [], proc.ppid(), ""
+        try:
+            return [], proc.ppid(), ""
+        except psutil.Error:  # reaped between the two reads (seen in a loaded matrix run)
+            return None
     except psutil.Error:
         return None
 
