@@ -25,8 +25,7 @@ class TreeIndex:
         self.pids = pids
         self._holders: dict[str, list[tuple[int, int, str]]] | None = None
         self._unix: dict[int, sockets.UnixSocket] | None = None
-        self._inet: dict[tuple[int, int], sockets.InetSocket] | None = None
-        self._inet_all: list[sockets.InetSocket] = []
+        self._inet: dict[int, sockets.InetSocket] | None = None
 
     def holders(self, target: str) -> list[tuple[int, int, str]]:
         """(pid, fd, mode) of each process in the tree with `target` ("pipe:[12]") open."""
@@ -43,11 +42,10 @@ class TreeIndex:
             self._unix = sockets.unix_sockets()
         return self._unix
 
-    def inet(self, pid: int, fd: int) -> sockets.InetSocket | None:
+    def inet(self) -> dict[int, sockets.InetSocket]:
         if self._inet is None:
-            self._inet_all = sockets.inet_sockets()
-            self._inet = {(s.pid, s.fd): s for s in self._inet_all if s.pid is not None}
-        return self._inet.get((pid, fd))
+            self._inet = sockets.inet_sockets()
+        return self._inet
 
     # -- one fd -------------------------------------------------------------------------------
 
@@ -69,10 +67,9 @@ class TreeIndex:
         if unix is not None:
             ref.what, ref.local = "unix", unix.name
             return
-        inet = self.inet(pid, ref.fd)
+        inet = self.inet().get(ref.inode or 0)
         if inet is not None:
-            ref.what = inet.kind
-            ref.local, ref.remote = sockets.endpoint(inet.local), sockets.endpoint(inet.remote)
+            ref.what, ref.local, ref.remote = inet.kind, inet.local, inet.remote
 
     def peers_of(self, pid: int, ref: FdRef) -> list[Peer]:
         if ref.what == "pipe":
@@ -113,15 +110,17 @@ class TreeIndex:
         return [Peer(None, "peer socket held by", fd=ref.fd, inside=False, address=address)]
 
     def _inet_peers(self, pid: int, ref: FdRef) -> list[Peer]:
-        mine = self.inet(pid, ref.fd)
-        if mine is None or mine.remote is None:
+        if ref.remote is None:
             return []  # listening (accept) or unconnected UDP
-        owners = sorted({s.pid for s in self._inet_all
-                         if s.local == mine.remote and s.remote == mine.local
-                         and s.pid is not None and s.pid != pid})
-        if not owners:
-            return [Peer(None, "other end at", fd=ref.fd, inside=False, address=ref.remote)]
-        return [Peer(p, "other end held by", fd=ref.fd, inside=p in self.pids) for p in owners]
+        # The other end is the socket whose endpoints are ours swapped (only on this host:
+        # loopback, or another address of this network namespace).
+        ends = [f"socket:[{s.inode}]" for s in self.inet().values()
+                if s.local == ref.remote and s.remote == ref.local]
+        owners = sorted({p for end in ends for p, _fd, _mode in self.holders(end) if p != pid})
+        if owners:
+            return [Peer(p, "other end held by", fd=ref.fd) for p in owners]
+        relation = "other end held by" if ends else "other end at"  # else: another host
+        return [Peer(None, relation, fd=ref.fd, inside=False, address=ref.remote)]
 
     # -- a child wait -------------------------------------------------------------------------
 
