@@ -26,9 +26,9 @@ BOUND_S = 20.0
 def start():
     started: list[subprocess.Popen] = []
 
-    def run(code: str, **kwargs) -> subprocess.Popen:
-        proc = subprocess.Popen([PY, "-c", code], start_new_session=True,
-                                stdout=subprocess.PIPE, text=True, **kwargs)
+    def run(code: str, *argv: str) -> subprocess.Popen:
+        proc = subprocess.Popen([PY, "-c", code, *argv], start_new_session=True,
+                                stdout=subprocess.PIPE, text=True)
         started.append(proc)
         return proc
 
@@ -245,3 +245,33 @@ def test_native_stack_of_a_process_that_is_not_python(start):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+EPOLL = """
+import os, selectors, subprocess, sys
+read_end, write_end = os.pipe()
+holder = subprocess.Popen([sys.executable, "-c", "import threading; threading.Event().wait()"],
+                          pass_fds=[write_end])
+os.close(write_end)
+print(holder.pid, read_end, flush=True)
+selector = selectors.EpollSelector()
+selector.register(read_end, selectors.EVENT_READ)
+selector.select(timeout=float(sys.argv[1]) if len(sys.argv) > 1 else None)
+"""
+
+
+@pytest.mark.parametrize("timeout", [None, "30"])
+def test_epoll_over_a_pipe_lists_the_watched_fd_and_its_writer(start, timeout):
+    poller = start(EPOLL, *([timeout] if timeout else []))
+    holder, read_end = map(int, poller.stdout.readline().split())
+    found = wait_in(poller.pid, "epoll_wait", "epoll_pwait", pids=[poller.pid, holder])
+    wait = main_wait(found, poller.pid)
+    assert wait.kind == "poll"
+    assert [(f.fd, f.what, f.mode) for f in wait.fds] == [(read_end, "pipe", "r")]
+    assert [(p.pid, p.relation) for p in wait.peers] == [(holder, "write end held by")]
+    if timeout is None:
+        assert wait.endless and wait.deadline is None
+    else:  # a relative millisecond timeout: an upper bound, said to be one
+        assert not wait.endless and not wait.deadline_exact
+        assert 0 < wait.deadline - time.time() <= 30.5
+        assert "at most until" in wait.describe()
