@@ -1,5 +1,5 @@
 """What each thread of a process tree waits for, as the kernel shows it (/proc, netlink), and
-native stacks for processes that are not Python. Stdlib and psutil only."""
+native stacks for processes that are not Python. Standard library only."""
 
 from .native import NativeFrame, NativeStack, native_stack
 from .records import KINDS, FdRef, Peer, ProcessWaits, ThreadWait
