@@ -44,13 +44,15 @@ def make_wheel(directory: Path, name: str, version: str, source: str,
 
 
 def tiny_index(directory: Path, name: str = "tinypkg", versions: int = 8,
-               broken: tuple[str, ...] = ()) -> Path:
+               broken: tuple[str, ...] = (), fixed: bool = False) -> Path:
     """Versions 1.0 .. 1.<versions-1> of ``name``; those in ``broken`` need a package no index
-    has, so pip cannot install them."""
+    has, so pip cannot install them. ``fixed`` turns the story round: the versions before 1.4
+    hang and the later ones exit."""
     directory.mkdir(parents=True, exist_ok=True)
     for minor in range(versions):
         version = f"1.{minor}"
-        source = (HANGS if (1, minor) >= HANGS_FROM else EXITS).format(version=version)
+        hangs = ((1, minor) >= HANGS_FROM) != fixed
+        source = (HANGS if hangs else EXITS).format(version=version)
         requires = ("spawnhang-no-such-dependency",) if version in broken else ()
         make_wheel(directory, name, version, source, requires)
     return directory

@@ -44,10 +44,14 @@ def default_cache_dir() -> Path:
 
 def parse_extras(texts: list[str]) -> list[Requirement]:
     """``--with`` requirements; a bad one raises ValueError with a one-line message."""
-    try:
-        return [Requirement(text) for text in texts]
-    except InvalidRequirement as exc:
-        raise ValueError(f"not a requirement: {exc}") from None
+    parsed = []
+    for text in texts:
+        try:
+            parsed.append(Requirement(text))
+        except InvalidRequirement as exc:  # packaging's message points at the spot, over lines
+            raise ValueError(f"not a requirement: {text!r} "
+                             f"({str(exc).splitlines()[0]})") from None
+    return parsed
 
 
 @dataclass

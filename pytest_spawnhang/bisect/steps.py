@@ -48,7 +48,7 @@ def bisect(versions: list[str], older_side: str, probe: Callable[[str], Step]) -
         outcome.steps.append(step)
         if step.side != wanted:
             end = "older" if index == 0 else "newer"
-            found = step.reason if step.side == "skip" else f"its run ended in {step.verdict}"
+            found = step.reason if step.verdict == "skip" else f"its run ended in {step.verdict}"
             outcome.stopped = (f"the ends do not hold: the {end} end {step.version} should be "
                                f"{wanted}, but {found}")
             return outcome
