@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 from helpers import processes_with_token
-from wheels import tiny_index
+from wheels import EXITS, make_wheel, tiny_index
 
-from pytest_spawnhang.bisect.envs import EnvBuilder
+from pytest_spawnhang.bisect.envs import EnvBuilder, InstallError
 from pytest_spawnhang.bisect.versions import IndexOptions
 from pytest_spawnhang.model import Report
 
@@ -161,6 +161,26 @@ def test_bad_input_gets_one_line_and_status_2(index, tmp_path, args, message):
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith("spawnhang: error: ") and message in done.stderr
     assert not (tmp_path / "bisect.json").exists()
+
+
+def test_an_environment_keeps_the_current_packages(tmp_path):
+    # psutil is installed here: a version that needs it gets none of its own, and a version
+    # that needs another psutil cannot be installed (the current one is pinned), as torch would.
+    index = tmp_path / "index"
+    index.mkdir()
+    for version, needs in (("1.0", "psutil>=5"), ("2.0", "psutil<1")):
+        make_wheel(index, "needspsutil", version, EXITS.format(version=version), (needs,))
+    builder = EnvBuilder("needspsutil", IndexOptions(find_links=[str(index)], no_index=True),
+                         cache_dir=tmp_path / "cache")
+    env = builder.get("1.0")
+    site = next(env.path.glob("lib/python*/site-packages"))
+    assert sorted(p.name for p in site.glob("*.dist-info")) == ["needspsutil-1.0.dist-info"]
+    done = subprocess.run([env.python, "-c", "import needspsutil, psutil; print(psutil.__file__)"],
+                          capture_output=True, text=True, check=True)
+    assert not done.stdout.startswith(str(env.path))  # the current environment's psutil
+    with pytest.raises(InstallError, match=re.escape("needspsutil==2.0 cannot be installed")):
+        builder.get("2.0")
+    assert not builder.path_for("2.0").exists()
 
 
 # Pinning verdicts per version in a regression suite (docs/bisect.md): the environment builder
