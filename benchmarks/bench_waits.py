@@ -22,7 +22,7 @@ import time
 
 import psutil
 
-from pytest_spawnhang.kernel import read_waits
+from pytest_spawnhang.engine.kernel import read_waits
 
 TREE = """
 import os, socket, sys, threading

@@ -3,6 +3,7 @@
     spawnhang run [--timeout S] [--stall S] [--report-dir DIR] [--native] [--locals] -- CMD ...
     spawnhang dump [--report-dir DIR] [--native] [--locals] [--kill] PID
     spawnhang report PATH/report.json [--text]
+    spawnhang bisect PACKAGE --good V --bad V [OPTIONS] -- CMD ...   (see bisect/command.py)
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 import psutil
 
 from . import engine
+from .bisect import command as bisect_command
+from .bisect.errors import BadInput
 from .model import Report, Trigger, Verdict
 from .render.files import default_report_dir, html_due, prepare_dir, write_report
 from .render.html import render_html
@@ -88,13 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--html", type=Path, metavar="OUT", help="write the HTML picture to OUT")
     report.add_argument("--text", action="store_true",
                         help="print the text form (the default when --html is not given)")
+    bisect_command.add_parser(sub, _seconds)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"run": _run, "dump": _dump, "report": _report}[args.action](args)
+        return {"run": _run, "dump": _dump, "report": _report,
+                "bisect": _bisect}[args.action](args)
     except UsageError as exc:
         print(f"spawnhang: error: {exc}", file=sys.stderr)
         return exc.status
@@ -168,6 +173,13 @@ def _report(args: argparse.Namespace) -> int:
     if args.text or args.html is None:
         sys.stdout.write(render_report(report))
     return 0
+
+
+def _bisect(args: argparse.Namespace) -> int:
+    try:
+        return bisect_command.run(args)
+    except BadInput as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _finish(report: Report, directory: Path, html: bool) -> None:

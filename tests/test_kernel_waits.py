@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from pytest_spawnhang.kernel import ProcessWaits, ThreadWait, native_stack, read_waits
+from pytest_spawnhang.engine.kernel import ProcessWaits, ThreadWait, native_stack, read_waits
 
 PY = sys.executable
 BOUND_S = 20.0

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from . import procfs, sockets
+import pytest_spawnhang.engine.kernel.procfs as procfs
+import pytest_spawnhang.engine.kernel.sockets as sockets
+
 from .records import FdRef, Peer
 from .syscalls import signed32
 

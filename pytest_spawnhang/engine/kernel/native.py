@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import procfs
+import pytest_spawnhang.engine.kernel.procfs as procfs
 
 # Each unwinder: how to run it, how a thread's header and a frame line read in its output.
 UNWINDERS = (

@@ -8,7 +8,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from . import procfs
+import pytest_spawnhang.engine.kernel.procfs as procfs
+
 from .peers import TreeIndex
 from .records import ProcessWaits, ThreadWait
 from .syscalls import decode
