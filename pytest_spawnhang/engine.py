@@ -38,6 +38,9 @@ class CaptureOptions:
     with_locals: bool = False
     grace_s: float = 1.0  # between SIGTERM and SIGKILL
     straggler_wait_s: float = 1.0  # how long processes may outlive a clean exit
+    # Called between the dump and the reap: a job's node waits there for the other nodes' dumps,
+    # since reaping its ranks breaks theirs.
+    after_dump: Callable[[Report], None] | None = None
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Watch:
     wake: threading.Event = field(default_factory=threading.Event)
     cancelled: threading.Event = field(default_factory=threading.Event)
     signal_number: int | None = None  # the signal that cancelled the watch, if one did
+    fired: str | None = None  # a trigger from outside the tree (another node of a job)
 
     def wait(self) -> str:
         while True:
@@ -58,6 +62,8 @@ class Watch:
                 return "exit"
             if self.cancelled.is_set():
                 return "cancelled"
+            if self.fired is not None:
+                return self.fired
             now = time.monotonic()
             if self.deadline is not None and now >= self.deadline:
                 return "deadline"
@@ -67,6 +73,11 @@ class Watch:
             pause = POLL_S if self.deadline is None else min(POLL_S, self.deadline - now)
             self.wake.wait(max(pause, 0.0))
             self.wake.clear()
+
+    def fire(self, trigger: str) -> None:
+        """End the watch now with ``trigger`` (from any thread): the tree is dumped as a hang."""
+        self.fired = trigger
+        self.wake.set()
 
     def cancel(self, signal_number: int | None = None) -> None:
         self.signal_number = signal_number
@@ -133,8 +144,12 @@ def capture(
     t1 = time.monotonic()
     report.diagnosis = diagnose(report)
     t2 = time.monotonic()
+    report.timings.update(dump_s=t1 - t0, diagnose_s=t2 - t1)
+    if opts.after_dump is not None:
+        opts.after_dump(report)  # records its own time
+    t3 = time.monotonic()
     report.survivors = reap(tracker, opts.grace_s)
-    report.timings.update(dump_s=t1 - t0, diagnose_s=t2 - t1, reap_s=time.monotonic() - t2)
+    report.timings["reap_s"] = time.monotonic() - t3
     return report
 
 

@@ -17,8 +17,9 @@ SCHEMA_VERSION = 1
 
 VERDICTS = ("exit", "fail", "hang", "interrupted", "snapshot")
 # Why the watch stopped: the program ended, the deadline passed, the tree stalled, or the
-# harness itself was cancelled (Ctrl-C, SIGTERM of a CI job).
-TRIGGERS = ("exit", "deadline", "stall", "cancelled", "attach")
+# harness itself was cancelled (Ctrl-C, SIGTERM of a CI job), or another node of a job called a
+# hang ("job").
+TRIGGERS = ("exit", "deadline", "stall", "cancelled", "attach", "job")
 ROLES = (
     "launcher",
     "rank",
@@ -75,6 +76,9 @@ class ProcessRecord:
     cpu_s: float | None = None
     threads: list[Thread] = field(default_factory=list)
     dump_error: str | None = None
+    node: int | None = None  # in a job: the node (machine) the process ran on, and its host
+    host: str | None = None
+    local_pid: int | None = None  # set when a merged report renumbered a pid another node had
 
     @property
     def label(self) -> str:
@@ -140,6 +144,42 @@ class Straggler:
 
 
 @dataclass
+class JobNode:
+    """One node of a job, as its harness told it (or ``state: "missing"`` if it never did)."""
+
+    node: int
+    host: str = ""
+    state: str = "reported"  # "reported", "missing"
+    verdict: str | None = None
+    trigger: str | None = None
+
+
+@dataclass
+class JobCollective:
+    """One operation the job's ranks are in, across all nodes, and the ranks that are not in it."""
+
+    op: str
+    ranks: list[int] = field(default_factory=list)
+    absent: list[int] = field(default_factory=list)  # known ranks of the job elsewhere
+
+
+@dataclass
+class Job:
+    """A job on several nodes: in a node's own report, ``node`` is that node; in the merged
+    report, ``node`` is null and ``nodes`` lists every node."""
+
+    id: str
+    nnodes: int
+    node: int | None = None
+    host: str = ""
+    first_node: int | None = None  # the node whose own trigger fired the others
+    first_at: float | None = None  # when it fired (epoch seconds, by that node's clock)
+    nodes: list[JobNode] = field(default_factory=list)
+    collectives: list[JobCollective] = field(default_factory=list)
+    root_cause_ranks: list[int] = field(default_factory=list)
+
+
+@dataclass
 class Report:
     verdict: str
     trigger: str
@@ -157,6 +197,7 @@ class Report:
     survivors: list[int] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)  # what made the trigger fire
     timings: dict[str, float] = field(default_factory=dict)  # seconds spent per stage
+    job: Job | None = None  # a job on several nodes (spawnhang run --job)
     schema_version: int = SCHEMA_VERSION
 
     def process(self, pid: int) -> ProcessRecord | None:
@@ -202,6 +243,9 @@ _NESTED = {
     "Diagnosis": Diagnosis,
     "Failure": Failure,
     "Straggler": Straggler,
+    "JobNode": JobNode,
+    "JobCollective": JobCollective,
+    "Job": Job,
 }
 
 
