@@ -25,6 +25,8 @@ def merge_reports(reports: list[Report], job_id: str, nnodes: int,
     parts = sorted((copy.deepcopy(r) for r in reports), key=_node_of)
     nodes = {_node_of(r): r for r in parts}
     verdict = min((r.verdict for r in parts), key=VERDICT_ORDER.index)
+    if first_node is None:  # merged afterwards: the node that fired by itself, if one did
+        first_node = next((n for n, r in nodes.items() if r.trigger not in ("job", "exit")), None)
     lead = nodes.get(first_node) or next(r for r in parts if r.verdict == verdict)
     merged = Report(
         verdict=verdict, trigger=lead.trigger, command=lead.command,
@@ -132,7 +134,7 @@ def job_lines(report: Report) -> list[str]:
                      "not reach the others); its processes are not in this report")
     if job.collectives:
         main = job.collectives[0]
-        line = f"{rank_ranges(main.ranks)} are in {main.op}"
+        line = f"{rank_ranges(main.ranks)} {'are' if len(main.ranks) > 1 else 'is'} in {main.op}"
         if main.absent:
             line += f"; never arrived: {where(report, main.absent)}"
         lines.append(line)
