@@ -64,7 +64,7 @@ class Job:
         self.job_id = uuid.uuid4().hex[:8]
 
     def start(self, rank: int, port: int, options: tuple[str, ...], *, mode: str = "skip",
-              addr: str = "127.0.0.1", netns: str | None = None) -> Node:
+              addr: str = "127.0.0.1", netns: tuple[str, str] | None = None) -> Node:
         token = uuid.uuid4().hex
         report_dir = self.tmp_path / f"node{rank}"
         env = dict(os.environ, SPAWNHANG_TEST_TOKEN=token, PYTHONPATH=str(ROOT))
@@ -74,8 +74,9 @@ class Job:
             "--node-rank", str(rank), "--nproc-per-node", "2", "--master-addr", addr,
             "--master-port", str(port), str(SCENARIOS / "job_ranks.py"), mode,
         ]
-        if netns is not None:
-            command = ["ip", "netns", "exec", netns, *command]
+        if netns is not None:  # (namespace, its veth): gloo would pick loopback by hostname
+            command = ["ip", "netns", "exec", netns[0], *command]
+            env["GLOO_SOCKET_IFNAME"] = netns[1]
         proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True, start_new_session=True)
         node = Node(rank, proc, token, report_dir)
@@ -135,12 +136,12 @@ def assert_same_job_verdict(nodes: list[Node]) -> None:
     assert merged[0].job == merged[1].job
 
 
-def run_hang(job: Job, addrs: tuple[str, str] = ("127.0.0.1",) * 2,
-             netns: tuple[str | None, str | None] = (None, None)) -> list[Node]:
+def run_hang(job: Job, addr: str = "127.0.0.1",
+             netns: tuple[tuple[str, str] | None, ...] = (None, None)) -> list[Node]:
     port = free_port()
     # Node 0 calls the stall; node 1 has only a far deadline, so only the job can end it early.
-    first = job.start(0, port, ("--stall", "3", "--timeout", "150"), addr=addrs[0], netns=netns[0])
-    second = job.start(1, port, ("--timeout", "150"), addr=addrs[1], netns=netns[1])
+    first = job.start(0, port, ("--stall", "3", "--timeout", "150"), addr=addr, netns=netns[0])
+    second = job.start(1, port, ("--timeout", "150"), addr=addr, netns=netns[1])
     for node in (first, second):
         status, err = node.wait()
         assert status == HANG, err
@@ -219,14 +220,14 @@ def two_hosts():
                       ["ip", "-n", name, "link", "set", "lo", "up"]]
         for step in steps:
             subprocess.run(step, check=True, capture_output=True)
-        yield names
+        yield tuple(zip(names, links, strict=True))
     finally:
         for name in made:  # deleting a namespace deletes its end of the pair, and so the pair
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
 def test_two_node_hang_across_network_namespaces(job, two_hosts):
-    nodes = run_hang(job, addrs=(NETNS_ADDRS[0],) * 2, netns=two_hosts)
+    nodes = run_hang(job, addr=NETNS_ADDRS[0], netns=two_hosts)
     assert_same_job_verdict(nodes)
     assert nodes[1].own.trigger == "job"
     assert job.leftovers() == []
