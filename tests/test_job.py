@@ -159,6 +159,31 @@ def test_two_node_hang_on_loopback_gives_one_verdict_on_both_nodes(job):
     # Each node dumped only its own processes; the merge holds both.
     assert {p.rank for p in own1.by_role("rank")} == {2, 3}
     assert job.leftovers() == []
+    # The same verdict from the nodes' own reports merged afterwards (harnesses that never met).
+    out = job.tmp_path / "merged"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_spawnhang", "report", "--merge",
+         str(nodes[0].report_dir), str(nodes[1].report_dir / "node1"), "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    again = Report.load(out / "report.json")
+    assert again.job.root_cause_ranks == [3] and again.job.first_node == 0
+    assert "=== node 1 (host " in done.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--job", "j", "--node-rank", "0"), "--job needs the node count"),
+    (("--job", "j", "--nnodes", "2"), "a job needs this node's rank"),
+    (("--job", "j", "--nnodes", "2", "--node-rank", "2"), "outside the job's 2 nodes"),
+    (("--job", "j", "--nnodes", "2", "--node-rank", "0"), "nowhere to meet"),
+])
+def test_job_usage_errors_are_one_line(args, message, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_spawnhang", "run", "--report-dir", str(tmp_path), *args,
+         "--", "true"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
 
 
 def test_clean_two_node_job_exits_without_noise(job):
