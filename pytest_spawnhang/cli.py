@@ -57,6 +57,12 @@ def _pid(text: str) -> int:
     return int(text)
 
 
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="spawnhang", description="Catch, explain and clean up hangs in "
                      "multi-process Python programs.")
@@ -78,6 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
                      "idle and unchanged for this many seconds")
     run.add_argument("--grace", type=_seconds, default=1.0,
                      help="seconds between SIGTERM and SIGKILL when reaping (default 1)")
+    job = run.add_argument_group("a job on several nodes (docs/job.md)")
+    job.add_argument("--job", metavar="ID", help="join job ID (default: TORCHELASTIC_RUN_ID "
+                     "or SLURM_JOB_ID): any node's hang dumps every node, each writes the merged "
+                     "report")
+    job.add_argument("--node-rank", type=_count, help="this node's rank (default: torchrun's "
+                     "--node-rank, GROUP_RANK, SLURM_NODEID)")
+    job.add_argument("--nnodes", type=_count, help="the job's node count (default: torchrun's "
+                     "--nnodes, SLURM_NNODES)")
+    job.add_argument("--job-store", metavar="HOST:PORT", help="a TCPStore node 0's harness "
+                     "hosts (default: torchrun's rendezvous store, or MASTER_PORT+1)")
+    job.add_argument("--job-dir", type=Path, metavar="DIR", help="meet in DIR, a directory "
+                     "every node sees, instead of a TCPStore")
+    job.add_argument("--job-wait", type=_seconds, default=10.0, help="seconds to wait for the "
+                     "other nodes' reports before naming them missing (default 10)")
     common(run)
     run.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
 
@@ -87,7 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("pid", type=_pid)
 
     report = sub.add_parser("report", help="render a saved report.json again")
-    report.add_argument("path", type=Path)
+    report.add_argument("path", type=Path, nargs="?")
+    report.add_argument("--merge", type=Path, nargs="+", metavar="DIR", help="merge the node "
+                        "reports of one job saved in these directories, into --out DIR")
+    report.add_argument("--out", type=Path, metavar="DIR", help="with --merge: write the merged "
+                        "report there")
     report.add_argument("--html", type=Path, metavar="OUT", help="write the HTML picture to OUT")
     report.add_argument("--text", action="store_true",
                         help="print the text form (the default when --html is not given)")
@@ -128,15 +152,35 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot run {command[0]}: not executable", 126)
         raise UsageError(f"program not found: {command[0]}", 127)
     directory = _report_dir(args)
+    coordinator = _join_job(args, command)
+    opts = _capture_options(args)
+    if coordinator is not None:
+        opts.after_dump = coordinator.after_dump
 
     def on_watch(watch: engine.Watch) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda signum, _frame: watch.cancel(signum))
+        if coordinator is not None:
+            coordinator.start(watch.fire)
 
     report = engine.run_command(command, timeout_s=args.timeout, stall_s=args.stall,
-                                opts=_capture_options(args), on_watch=on_watch)
-    _finish(report, directory, args.html)
+                                opts=opts, on_watch=on_watch)
+    merged = coordinator.finish(report) if coordinator is not None else None
+    if merged is not None:  # the node's own report beside the job's
+        write_report(report, directory / f"node{report.job.node}", args.html)
+    _finish(merged or report, directory, args.html)
     return engine.exit_status(report)
+
+
+def _join_job(args: argparse.Namespace, command: list[str]):
+    from .job import Coordinator, JobError, resolve
+
+    try:
+        member = resolve(command, job=args.job, node_rank=args.node_rank, nnodes=args.nnodes,
+                         job_dir=args.job_dir, store=args.job_store)
+    except JobError as exc:
+        raise UsageError(str(exc)) from None
+    return None if member is None else Coordinator(member, args.job_wait)
 
 
 def _dump(args: argparse.Namespace) -> int:
@@ -161,6 +205,10 @@ def _dump(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    if args.merge:
+        return _merge(args)
+    if args.path is None:
+        raise UsageError("give a report: spawnhang report PATH/report.json, or --merge DIR...")
     try:
         report = Report.load(args.path)
     except (OSError, ValueError, TypeError, KeyError) as exc:
@@ -180,6 +228,26 @@ def _bisect(args: argparse.Namespace) -> int:
         return bisect_command.run(args)
     except BadInput as exc:
         raise UsageError(str(exc)) from None
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from .job import load_node_reports, merge_reports
+
+    try:
+        reports = load_node_reports(args.merge)
+        merged = merge_reports(reports, reports[0].job.id, reports[0].job.nnodes)
+    except (OSError, ValueError, TypeError, KeyError) as exc:  # JobError is a ValueError
+        raise UsageError(f"cannot merge: {exc}") from None
+    if args.out is not None:
+        write_report(merged, _report_dir(argparse.Namespace(report_dir=args.out)), True)
+    if args.html is not None:
+        try:
+            args.html.write_text(render_html(merged))
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.html}: {exc.strerror or exc}") from None
+    if args.text or args.html is None:
+        sys.stdout.write(render_report(merged))
+    return 0
 
 
 def _finish(report: Report, directory: Path, html: bool) -> None:

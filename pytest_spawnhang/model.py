@@ -11,60 +11,19 @@ import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+# The vocabularies live beside the model and are part of it: re-exported as they are.
+from .vocabulary import ROLES as ROLES
+from .vocabulary import TRIGGERS as TRIGGERS
+from .vocabulary import VERDICTS as VERDICTS
+from .vocabulary import Role as Role
+from .vocabulary import Trigger as Trigger
+from .vocabulary import Verdict as Verdict
+
 SCHEMA_VERSION = 1
 
-
-# String enums: a member is its JSON value, so reports read and compare as plain strings.
-class Verdict(StrEnum):
-    EXIT = "exit"
-    FAIL = "fail"
-    HANG = "hang"
-    INTERRUPTED = "interrupted"
-    SNAPSHOT = "snapshot"
-
-
-class Trigger(StrEnum):
-    """Why the watch stopped: the program ended, the deadline passed, the tree stalled, the
-    harness itself was cancelled (Ctrl-C, SIGTERM of a CI job), or a live tree was attached."""
-
-    EXIT = "exit"
-    DEADLINE = "deadline"
-    STALL = "stall"
-    CANCELLED = "cancelled"
-    ATTACH = "attach"
-
-    @property
-    def verdict(self) -> Verdict:
-        """The verdict of a run that stopped for this reason (``exit`` may still be a ``fail``:
-        the exit status decides)."""
-        return _TRIGGER_VERDICT[self]
-
-
-_TRIGGER_VERDICT = {Trigger.EXIT: Verdict.EXIT, Trigger.DEADLINE: Verdict.HANG,
-                    Trigger.STALL: Verdict.HANG, Trigger.CANCELLED: Verdict.INTERRUPTED,
-                    Trigger.ATTACH: Verdict.SNAPSHOT}
-
-
-class Role(StrEnum):
-    LAUNCHER = "launcher"
-    RANK = "rank"
-    FORKSERVER = "forkserver"
-    RESOURCE_TRACKER = "resource_tracker"
-    WANDB_INTERNAL = "wandb_internal"
-    WANDB_SERVICE = "wandb_service"
-    WANDB_CORE = "wandb_core"
-    WORKER_CHILD = "worker_child"
-    MP_CHILD = "mp_child"
-    OTHER = "other"
-
-
-VERDICTS = tuple(Verdict)
-TRIGGERS = tuple(Trigger)
-ROLES = tuple(Role)
 
 # Whose code a frame runs, by its file: the first pattern that matches wins.
 _FRAME_ORIGINS = (
@@ -129,6 +88,9 @@ class ProcessRecord:
     cpu_s: float | None = None
     threads: list[Thread] = field(default_factory=list)
     dump_error: str | None = None
+    node: int | None = None  # in a job: the node (machine) the process ran on, and its host
+    host: str | None = None
+    local_pid: int | None = None  # set when a merged report renumbered a pid another node had
 
     def is_main(self, thread: Thread) -> bool:
         """Whether ``thread`` is this process's main thread. py-spy cannot always read a
@@ -199,6 +161,42 @@ class Straggler:
 
 
 @dataclass
+class JobNode:
+    """One node of a job, as its harness told it (or ``state: "missing"`` if it never did)."""
+
+    node: int
+    host: str = ""
+    state: str = "reported"  # "reported", "missing"
+    verdict: str | None = None
+    trigger: str | None = None
+
+
+@dataclass
+class JobCollective:
+    """One operation the job's ranks are in, across all nodes, and the ranks that are not in it."""
+
+    op: str
+    ranks: list[int] = field(default_factory=list)
+    absent: list[int] = field(default_factory=list)  # known ranks of the job elsewhere
+
+
+@dataclass
+class Job:
+    """A job on several nodes: in a node's own report, ``node`` is that node; in the merged
+    report, ``node`` is null and ``nodes`` lists every node."""
+
+    id: str
+    nnodes: int
+    node: int | None = None
+    host: str = ""
+    first_node: int | None = None  # the node whose own trigger fired the others
+    first_at: float | None = None  # when it fired (epoch seconds, by that node's clock)
+    nodes: list[JobNode] = field(default_factory=list)
+    collectives: list[JobCollective] = field(default_factory=list)
+    root_cause_ranks: list[int] = field(default_factory=list)
+
+
+@dataclass
 class Report:
     verdict: str
     trigger: str
@@ -216,6 +214,7 @@ class Report:
     survivors: list[int] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)  # what made the trigger fire
     timings: dict[str, float] = field(default_factory=dict)  # seconds spent per stage
+    job: Job | None = None  # a job on several nodes (spawnhang run --job)
     schema_version: int = SCHEMA_VERSION
 
     def process(self, pid: int) -> ProcessRecord | None:
@@ -250,18 +249,9 @@ def _build(cls: Any, data: Any) -> Any:
     return cls(**kwargs)
 
 
-_NESTED = {
-    "Local": Local,
-    "Frame": Frame,
-    "Thread": Thread,
-    "ProcessRecord": ProcessRecord,
-    "WaitEdge": WaitEdge,
-    "ThreadState": ThreadState,
-    "Finding": Finding,
-    "Diagnosis": Diagnosis,
-    "Failure": Failure,
-    "Straggler": Straggler,
-}
+_NESTED = {cls.__name__: cls for cls in (
+    Local, Frame, Thread, ProcessRecord, WaitEdge, ThreadState, Finding, Diagnosis, Failure,
+    Straggler, JobNode, JobCollective, Job)}
 
 
 def _coerce(hint: str, value: Any) -> Any:

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).parents[1] / "pytest_spawnhang"
 MAX_LINES = 300
 # Packages that must stay independent of the front ends and of what they watch.
 CORE = ("pytest_spawnhang.engine", "pytest_spawnhang.diagnosis", "pytest_spawnhang.render",
-        "pytest_spawnhang.model", "pytest_spawnhang.values")
+        "pytest_spawnhang.model", "pytest_spawnhang.values", "pytest_spawnhang.vocabulary")
 FORBIDDEN_IN_CORE = ("pytest", "_pytest", "torch", "wandb", "pytest_spawnhang.plugin",
                      "pytest_spawnhang.cli")
 

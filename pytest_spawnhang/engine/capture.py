@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,9 @@ class CaptureOptions:
     with_locals: bool = False
     grace_s: float = 1.0  # between SIGTERM and SIGKILL
     straggler_wait_s: float = 1.0  # how long processes may outlive a clean exit
+    # Called between the dump and the reap: a job's node waits there for the other nodes' dumps,
+    # since reaping its ranks breaks theirs.
+    after_dump: Callable[[Report], None] | None = None
 
 
 def new_report(trigger: Trigger, command: Sequence[str], *, started_wall: float,
@@ -55,9 +58,12 @@ def hang_report(trigger: Trigger, command: Sequence[str], tracker: ProcessTracke
     report.diagnosis = diagnose(report)
     t2 = time.monotonic()
     report.timings.update(dump_s=t1 - t0, diagnose_s=t2 - t1)
+    if opts.after_dump is not None:
+        opts.after_dump(report)  # records its own time
     if reap_tree:
+        t3 = time.monotonic()
         report.survivors = reap(tracker, opts.grace_s)
-        report.timings["reap_s"] = time.monotonic() - t2
+        report.timings["reap_s"] = time.monotonic() - t3
     return report
 
 

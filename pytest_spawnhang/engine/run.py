@@ -38,6 +38,7 @@ class Watch:
     wake: threading.Event = field(default_factory=threading.Event)
     cancelled: threading.Event = field(default_factory=threading.Event)
     signal_number: int | None = None  # the signal that cancelled the watch, if one did
+    fired: Trigger | None = None  # a trigger from outside the tree (another node of a job)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def wait(self) -> Trigger:
@@ -46,6 +47,8 @@ class Watch:
                 return Trigger.EXIT
             if self.cancelled.is_set():
                 return Trigger.CANCELLED
+            if self.fired is not None:
+                return self.fired
             now = time.monotonic()
             with self._lock:
                 deadline, stall = self.deadline, self.stall
@@ -66,6 +69,11 @@ class Watch:
     def stop_stall(self) -> None:
         with self._lock:
             self.stall = None
+
+    def fire(self, trigger: Trigger | str) -> None:
+        """End the watch now with ``trigger`` (from any thread): the tree is dumped as a hang."""
+        self.fired = Trigger(trigger)
+        self.wake.set()
 
     def cancel(self, signal_number: int | None = None) -> None:
         self.signal_number = signal_number

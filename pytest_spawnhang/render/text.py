@@ -16,7 +16,10 @@ def render_report(report: Report) -> str:
     if report.failure is not None:
         who = f"rank {report.failure.rank}" if report.failure.rank is not None else "the program"
         parts.append(f"failure in {who}:\n{report.failure.excerpt}")
-    parts.extend(render_process(p) for p in report.processes)
+    for node, procs in _by_node(report):
+        if node is not None:  # a job's report: each node's processes under its heading
+            parts.append(node)
+        parts.extend(render_process(p) for p in procs)
     if report.stragglers:
         parts.append("stragglers reaped after the program ended:\n" + "\n".join(
             f"  pid {s.pid} ({s.role}): {' '.join(s.cmdline)}" for s in report.stragglers))
@@ -38,3 +41,21 @@ def render_process(proc: ProcessRecord) -> str:
             for local in frame.locals or []:
                 lines.append(f"          {local.name} = {local.repr}")
     return "\n".join(lines)
+
+
+def _by_node(report: Report) -> list[tuple[str | None, list[ProcessRecord]]]:
+    """The processes grouped by node and host, with a heading; one group without one when the
+    report is not a job's."""
+    if report.job is None:
+        return [(None, report.processes)]
+    groups = []
+    for node in report.job.nodes or []:
+        procs = [p for p in report.processes if p.node == node.node]
+        if node.state == "missing":
+            groups.append((f"=== node {node.node}: missing (no report) ===", procs))
+        else:
+            groups.append((f"=== node {node.node} (host {node.host}): {node.verdict} "
+                           f"({node.trigger}), {len(procs)} processes ===", procs))
+    rest = [p for p in report.processes if p.node not in {n.node for n in report.job.nodes}]
+    return groups + ([(f"=== node {report.job.node} (host {report.job.host}) ===", rest)]
+                     if rest else [])

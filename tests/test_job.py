@@ -1,0 +1,258 @@
+"""A job on two nodes: two ``spawnhang run --job`` harnesses, each over a real torchrun agent
+with two gloo ranks, meeting through torchrun's own rendezvous store on loopback (and, where
+network namespaces can be made, as two hosts joined by a veth pair)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+from helpers import SCENARIOS, processes_with_token
+
+from pytest_spawnhang.model import Report
+
+pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parent.parent
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+HANG = 124
+GUARD_S = 180  # a run that has not ended by then is a failure of the test, not a wait
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Node:
+    rank: int
+    proc: subprocess.Popen
+    token: str
+    report_dir: Path
+
+    def wait(self) -> tuple[int, str]:
+        _, err = self.proc.communicate(timeout=GUARD_S)
+        return self.proc.returncode, err
+
+    @property
+    def merged(self) -> Report:
+        return Report.load(self.report_dir / "report.json")
+
+    @property
+    def own(self) -> Report:
+        return Report.load(self.report_dir / f"node{self.rank}" / "report.json")
+
+
+class Job:
+    """Starts the nodes; on exit kills everything any of them left (by token)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.nodes: list[Node] = []
+        self.job_id = uuid.uuid4().hex[:8]
+
+    def start(self, rank: int, port: int, options: tuple[str, ...], *, mode: str = "skip",
+              addr: str = "127.0.0.1", netns: tuple[str, str] | None = None) -> Node:
+        token = uuid.uuid4().hex
+        report_dir = self.tmp_path / f"node{rank}"
+        env = dict(os.environ, SPAWNHANG_TEST_TOKEN=token, PYTHONPATH=str(ROOT))
+        command = [
+            sys.executable, "-m", "pytest_spawnhang", "run", "--job", self.job_id,
+            "--report-dir", str(report_dir), *options, "--", *TORCHRUN, "--nnodes", "2",
+            "--node-rank", str(rank), "--nproc-per-node", "2", "--master-addr", addr,
+            "--master-port", str(port), str(SCENARIOS / "job_ranks.py"), mode,
+        ]
+        if netns is not None:  # (namespace, its veth): gloo would pick loopback by hostname
+            command = ["ip", "netns", "exec", netns[0], *command]
+            env["GLOO_SOCKET_IFNAME"] = netns[1]
+        proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        node = Node(rank, proc, token, report_dir)
+        self.nodes.append(node)
+        return node
+
+    def leftovers(self) -> list[psutil.Process]:
+        return [p for node in self.nodes for p in processes_with_token(node.token)]
+
+    def close(self) -> None:
+        for node in self.nodes:
+            if node.proc.poll() is None:
+                node.proc.kill()
+                node.proc.wait()
+        for proc in self.leftovers():
+            proc.kill()
+
+
+@pytest.fixture
+def job(tmp_path: Path):
+    started = Job(tmp_path)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+def wait_for_rank(node: Node, rank: int) -> psutil.Process:
+    """Block until the node's torchrun has started global rank ``rank`` (or the node ended)."""
+    while node.proc.poll() is None:
+        for proc in processes_with_token(node.token):
+            try:
+                if proc.environ().get("RANK") == str(rank):
+                    return proc
+            except psutil.Error:
+                continue
+        time.sleep(0.1)  # polling /proc for a process that is being started
+    raise AssertionError(f"node {node.rank} ended before rank {rank} started")
+
+
+def assert_same_job_verdict(nodes: list[Node]) -> None:
+    """Both nodes hold the same merged report: rank 3 of node 1 never reached the all_reduce."""
+    merged = [n.merged for n in nodes]
+    for report in merged:
+        assert report.verdict == "hang"
+        assert report.job is not None and report.job.node is None
+        assert [n.state for n in report.job.nodes] == ["reported", "reported"]
+        assert report.job.root_cause_ranks == [3]
+        rank3 = report.rank(3)
+        assert rank3 is not None and rank3.node == 1
+        assert report.job.collectives[0].op == "all_reduce"
+        assert report.job.collectives[0].ranks == [0, 1, 2]
+        assert "never arrived: rank 3 (node 1" in report.diagnosis.summary
+        assert {p.rank for p in report.by_role("rank")} == {0, 1, 2, 3}
+        assert report.survivors == []
+    assert merged[0].diagnosis.summary == merged[1].diagnosis.summary
+    assert merged[0].job == merged[1].job
+
+
+def run_hang(job: Job, addr: str = "127.0.0.1",
+             netns: tuple[tuple[str, str] | None, ...] = (None, None)) -> list[Node]:
+    port = free_port()
+    # Node 0 calls the stall; node 1 has only a far deadline, so only the job can end it early.
+    first = job.start(0, port, ("--stall", "3", "--timeout", "150"), addr=addr, netns=netns[0])
+    second = job.start(1, port, ("--timeout", "150"), addr=addr, netns=netns[1])
+    for node in (first, second):
+        status, err = node.wait()
+        assert status == HANG, err
+    return [first, second]
+
+
+def test_two_node_hang_on_loopback_gives_one_verdict_on_both_nodes(job):
+    nodes = run_hang(job)
+    assert_same_job_verdict(nodes)
+    own0, own1 = nodes[0].own, nodes[1].own
+    assert own0.trigger == "stall" and own1.trigger == "job"
+    assert nodes[0].merged.job.first_node == 0
+    # Node 1 ended because node 0 fired it, long before its own deadline.
+    assert own1.duration_s < 150 / 2
+    # Each node dumped only its own processes; the merge holds both.
+    assert {p.rank for p in own1.by_role("rank")} == {2, 3}
+    assert job.leftovers() == []
+    # The same verdict from the nodes' own reports merged afterwards (harnesses that never met).
+    out = job.tmp_path / "merged"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_spawnhang", "report", "--merge",
+         str(nodes[0].report_dir), str(nodes[1].report_dir / "node1"), "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    again = Report.load(out / "report.json")
+    assert again.job.root_cause_ranks == [3] and again.job.first_node == 0
+    assert "=== node 1 (host " in done.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--job", "j", "--node-rank", "0"), "--job needs the node count"),
+    (("--job", "j", "--nnodes", "2"), "a job needs this node's rank"),
+    (("--job", "j", "--nnodes", "2", "--node-rank", "2"), "outside the job's 2 nodes"),
+    (("--job", "j", "--nnodes", "2", "--node-rank", "0"), "nowhere to meet"),
+])
+def test_job_usage_errors_are_one_line(args, message, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_spawnhang", "run", "--report-dir", str(tmp_path), *args,
+         "--", "true"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+
+
+def test_clean_two_node_job_exits_without_noise(job):
+    port = free_port()
+    nodes = [job.start(rank, port, ("--timeout", "150"), mode="clean") for rank in (0, 1)]
+    for node in nodes:
+        status, err = node.wait()
+        assert status == 0, err
+        report = node.merged
+        assert (report.verdict, report.exit_code, report.stragglers) == ("exit", 0, [])
+        assert report.job is not None and report.job.node == node.rank
+        assert not (node.report_dir / f"node{node.rank}").exists()  # nothing to merge
+        assert not (node.report_dir / "report.html").exists()
+        assert "spawnhang: exit after" in err
+        assert "missing:" not in err and "cannot reach" not in err and "reaped" not in err
+    assert job.leftovers() == []
+
+
+def test_killed_harness_is_named_missing(job):
+    port = free_port()
+    first = job.start(0, port, ("--stall", "3", "--timeout", "150", "--job-wait", "3"))
+    second = job.start(1, port, ("--timeout", "150"))
+    wait_for_rank(second, 3)
+    second.proc.send_signal(signal.SIGKILL)  # its torchrun and ranks live on, hung
+    second.proc.wait()
+    status, err = first.wait()
+    assert status == HANG, err
+    report = first.merged
+    assert [n.state for n in report.job.nodes] == ["reported", "missing"]
+    assert "missing: node 1" in report.diagnosis.summary
+    assert {p.node for p in report.processes} == {0}
+    assert processes_with_token(first.token) == []
+
+
+# --- two hosts: network namespaces joined by a veth pair -----------------------------------------
+
+NETNS_ADDRS = ("10.203.0.1", "10.203.0.2")
+
+
+@pytest.fixture
+def two_hosts():
+    """Two network namespaces joined by a veth pair, removed afterwards."""
+    if shutil.which("ip") is None or os.geteuid() != 0:
+        pytest.skip("network namespaces need root and iproute2's ip")
+    tag = uuid.uuid4().hex[:6]
+    names = (f"sh-{tag}-0", f"sh-{tag}-1")
+    links = (f"sh{tag}a", f"sh{tag}b")
+    made: list[str] = []
+    try:
+        for name in names:
+            if subprocess.run(["ip", "netns", "add", name], capture_output=True).returncode:
+                pytest.skip("cannot create a network namespace here (ip netns add failed)")
+            made.append(name)
+        steps = [["ip", "link", "add", links[0], "type", "veth", "peer", "name", links[1]]]
+        for name, link, addr in zip(names, links, NETNS_ADDRS, strict=True):
+            steps += [["ip", "link", "set", link, "netns", name],
+                      ["ip", "-n", name, "addr", "add", f"{addr}/24", "dev", link],
+                      ["ip", "-n", name, "link", "set", link, "up"],
+                      ["ip", "-n", name, "link", "set", "lo", "up"]]
+        for step in steps:
+            subprocess.run(step, check=True, capture_output=True)
+        yield tuple(zip(names, links, strict=True))
+    finally:
+        for name in made:  # deleting a namespace deletes its end of the pair, and so the pair
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def test_two_node_hang_across_network_namespaces(job, two_hosts):
+    nodes = run_hang(job, addr=NETNS_ADDRS[0], netns=two_hosts)
+    assert_same_job_verdict(nodes)
+    assert nodes[1].own.trigger == "job"
+    assert job.leftovers() == []
