@@ -22,10 +22,10 @@ from . import engine
 from .bisect import command as bisect_command
 from .bisect.errors import BadInput
 from .model import Report, Trigger, Verdict
-from .render.files import default_report_dir, html_due, prepare_dir, write_report
+from .render.files import html_due, write_report
 from .render.html import render_html
 from .render.text import render_report
-from .values import SecondsError, parse_seconds
+from .values import SecondsError, default_report_dir, parse_seconds, prepare_dir
 
 USAGE_ERROR = 2
 

@@ -1,8 +1,11 @@
-"""Values the user types, checked the same way by every front end."""
+"""Values the user gives, checked the same way by every front end: seconds, and where reports
+go. Cheap to import: the plugin reads it at start-up, with or without ``--spawnhang``."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
+from pathlib import Path
 
 # Where reports go, in the working directory, for the CLI and the plugin alike.
 DEFAULT_REPORT_DIR = ".spawnhang"
@@ -29,3 +32,20 @@ def parse_seconds(value: object) -> float | None:
     if not number > 0 or math.isinf(number):
         raise SecondsError(f"expected a positive number of seconds, got {value!r}", True)
     return number
+
+
+def default_report_dir(base: str | Path = DEFAULT_REPORT_DIR) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    return Path(base) / stamp
+
+
+def prepare_dir(path: str | Path) -> Path:
+    """Create the report directory up front, so an unwritable one is a usage error, not a lost
+    report at the end of a long run. Checked by writing, not ``os.access``: as root, or on a
+    read-only mount, only a write tells."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / ".write-test"
+    probe.write_text("")
+    probe.unlink()
+    return path

@@ -13,7 +13,8 @@ import jinja2
 from ..model import Report
 
 # The project's report writer, imported here only, so a move of it is a one-line change.
-from ..render.files import default_report_dir, prepare_dir, write_report
+from ..render.files import write_report
+from ..values import default_report_dir, prepare_dir
 from .steps import Outcome, Step
 
 __all__ = ["default_report_dir", "prepare_dir", "write_page", "write_step_report"]

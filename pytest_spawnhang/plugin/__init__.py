@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ..values import DEFAULT_REPORT_DIR
+from ..values import DEFAULT_REPORT_DIR, prepare_dir
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -67,7 +67,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     if not settings.enabled:
         return
-    from ..render.files import prepare_dir
     from .summary import Summary, XdistSummary
 
     try:  # now, rather than lose the first report to an unwritable directory

@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import re
 from pathlib import Path
 
 from ..model import Report, Verdict
-from ..values import DEFAULT_REPORT_DIR
 from .text import render_process, render_report
-
-
-def default_report_dir(base: str | Path = DEFAULT_REPORT_DIR) -> Path:
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    return Path(base) / stamp
-
-
-def prepare_dir(path: str | Path) -> Path:
-    """Create the report directory up front, so an unwritable one is a usage error, not a lost
-    report at the end of a long run. Checked by writing, not ``os.access``: as root, or on a
-    read-only mount, only a write tells."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    probe = path / ".write-test"
-    probe.write_text("")
-    probe.unlink()
-    return path
 
 
 def html_due(report: Report, html: bool = False) -> bool:
