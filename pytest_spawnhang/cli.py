@@ -213,6 +213,11 @@ def _report(args: argparse.Namespace) -> int:
         report = Report.load(args.path)
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise UsageError(f"cannot read report {args.path}: {exc}") from None
+    return _show(report, args)
+
+
+def _show(report: Report, args: argparse.Namespace) -> int:
+    """The page to ``--html OUT``, and the text to stdout (the default without ``--html``)."""
     if args.html is not None:
         try:
             args.html.write_text(render_html(report))
@@ -240,14 +245,7 @@ def _merge(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot merge: {exc}") from None
     if args.out is not None:
         write_report(merged, _report_dir(argparse.Namespace(report_dir=args.out)), True)
-    if args.html is not None:
-        try:
-            args.html.write_text(render_html(merged))
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.html}: {exc.strerror or exc}") from None
-    if args.text or args.html is None:
-        sys.stdout.write(render_report(merged))
-    return 0
+    return _show(merged, args)
 
 
 def _finish(report: Report, directory: Path, html: bool) -> None:
