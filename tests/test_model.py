@@ -36,3 +36,20 @@ def test_every_verdict_trigger_and_role_is_documented() -> None:
     schema = (ROOT / "docs" / "report-schema.md").read_text()
     for name in (*VERDICTS, *TRIGGERS, *ROLES):
         assert f"`{name}`" in schema or f'`"{name}"`' in schema, name
+
+
+def test_engine_reports_hold_plain_strings() -> None:
+    """Enum members stay in the code: a report holds plain strings, so it pickles and travels
+    through xdist's execnet (which refuses str subclasses such as StrEnum members)."""
+    import pickle
+    import sys
+
+    from execnet.gateway_base import dumps_internal
+
+    from pytest_spawnhang.engine import run_command
+
+    report = run_command([sys.executable, "-c", "raise SystemExit(3)"], timeout_s=30)
+    assert (type(report.verdict), type(report.trigger)) == (str, str)
+    assert report.verdict == "fail" and report.trigger == "exit"
+    dumps_internal([report.verdict, report.trigger])
+    assert pickle.loads(pickle.dumps(report)).verdict == "fail"

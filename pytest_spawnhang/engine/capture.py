@@ -34,9 +34,11 @@ class CaptureOptions:
 def new_report(trigger: Trigger, command: Sequence[str], *, started_wall: float,
                duration_s: float, timeout_s: float | None = None,
                stall_s: float | None = None) -> Report:
-    """The report's frame: verdict from the trigger, the start in UTC (as the schema says)."""
+    """The report's frame: verdict from the trigger, the start in UTC (as the schema says). The
+    report holds plain strings, not enum members: it is data that pickles, serialises and
+    travels (xdist's execnet refuses str subclasses)."""
     started_at = _dt.datetime.fromtimestamp(started_wall, _dt.UTC).isoformat(timespec="seconds")
-    return Report(verdict=trigger.verdict, trigger=trigger, command=list(command),
+    return Report(verdict=trigger.verdict.value, trigger=trigger.value, command=list(command),
                   duration_s=duration_s, started_at=started_at, cwd=os.getcwd(),
                   timeout_s=timeout_s, stall_s=stall_s)
 

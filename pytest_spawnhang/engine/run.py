@@ -162,7 +162,7 @@ def run_command(
         report.exit_code = proc.returncode
         report.stragglers, report.survivors = reap_stragglers(tracker, opts)
         if proc.returncode != 0:
-            report.verdict = Verdict.FAIL
+            report.verdict = Verdict.FAIL.value
             tee.join(timeout=1.0)
             report.failure = failure_excerpt(tee.text())
     else:
