@@ -81,6 +81,7 @@ class Wait:
     endless: bool = False  # no timeout at all
     deadline: float | None = None  # wall-clock epoch seconds, when timed
     deadline_exact: bool = True  # False: an upper bound (relative timeouts)
+    left_s: float | None = None  # seconds from the reading to the deadline
     detail: str = ""  # "futex, no timeout", "sleeps until 12:03:07, in 41 s"
     fds: list[str] = field(default_factory=list)  # "pipe:[123]", "127.0.0.1:29500 -> ..."
     peers: list[WaitPeer] = field(default_factory=list)
@@ -108,6 +109,7 @@ class ProcessRecord:
     role: str = "other"
     rank: int | None = None
     rank_source: str | None = None  # "env" (RANK) or "spawn-order"
+    worker_id: int | None = None  # a DataLoader worker's id (its start order under its parent)
     exit_code: int | None = None  # known only for processes the harness waited for
     state: str | None = None  # /proc state at dump time ("sleeping", "zombie", ...)
     wchan: str | None = None
@@ -129,7 +131,8 @@ class ProcessRecord:
     def label(self) -> str:
         if self.role == "rank" and self.rank is not None:
             return f"rank {self.rank}"
-        return self.role.replace("_", " ")
+        label = self.role.replace("_", " ")
+        return label if self.worker_id is None else f"{label} {self.worker_id}"
 
 
 @dataclass

@@ -41,6 +41,7 @@ def to_wait(raw: ThreadWait) -> Wait:
     return Wait(
         kind="stopped" if stopped else raw.kind, syscall=raw.syscall, endless=raw.endless,
         deadline=raw.deadline, deadline_exact=raw.deadline_exact, detail=raw.describe(),
+        left_s=None if raw.deadline is None else raw.deadline - raw.read_at,
         fds=[f.label for f in raw.fds],
         peers=[WaitPeer(p.pid, p.relation, p.inside, p.address) for p in raw.peers],
         polling=raw.polling)
