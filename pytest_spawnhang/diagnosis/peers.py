@@ -82,6 +82,6 @@ def _polling_edges(scene: Scene, node: Node, thread: Thread) -> list[WaitEdge]:
         return []
     kids = [p.pid for p in scene.report.processes if p.ppid == node[0]
             and p.state not in GONE and p.role not in HELPERS]
-    detail = (f"polls its children in a loop (sleeps of at most {POLL_SLEEP_S:g} s, "
-              f"in {scene.reading(node).state.detail.split(' (kernel')[0]})")
+    where = scene.reading(node).state.detail.split(" (kernel")[0]
+    detail = f"polls its children in a loop, sleeping under {POLL_SLEEP_S:g} s at a time: {where}"
     return [WaitEdge(node[0], kid, "join", detail, waiter_thread=node[1]) for kid in kids]

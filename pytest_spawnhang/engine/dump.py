@@ -47,14 +47,16 @@ def find_pyspy() -> str | None:
 def dump_many(
     pids: list[int], *, native: bool = False, with_locals: bool = False,
     workers: int | None = None, unwind: Callable[[int], object] | None = None,
-    not_python: Collection[int] = (),
+    not_python: Collection[int] = (), nonblocking: bool = False,
 ) -> dict[int, StackDump]:
     """Dump every pid in parallel; the result has one entry per pid, dumped or not.
 
     One py-spy per core: more only queue on the CPUs while each stops its target longer (8 at
     once on 2 cores took twice as long as 2 at a time). Pids in ``not_python`` are not given to
     py-spy; ``unwind`` (a native unwinder) runs on them in the same pool, and its result is the
-    dump's ``native``."""
+    dump's ``native``. ``nonblocking`` reads without stopping the targets (py-spy
+    --nonblocking): a stack may be torn, but no wait is interrupted (a stopped poll or relative
+    sleep comes back as restart_syscall, its fds and deadline lost to the kernel reading)."""
     pyspy = find_pyspy()
     if not pids:
         return {}
@@ -64,7 +66,8 @@ def dump_many(
         if pid in not_python:
             return StackDump(pid, [], NOT_PYTHON_REASON,
                              native=unwind(pid) if unwind is not None else None)
-        return dump_one(pid, pyspy=pyspy, native=native, with_locals=with_locals)
+        return dump_one(pid, pyspy=pyspy, native=native, with_locals=with_locals,
+                        nonblocking=nonblocking)
 
     # Named, so that a report of the harness's own process can tell its threads apart.
     with ThreadPoolExecutor(max_workers=min(workers, len(pids)),
@@ -73,7 +76,8 @@ def dump_many(
 
 
 def dump_one(
-    pid: int, *, pyspy: str | None, native: bool = False, with_locals: bool = False
+    pid: int, *, pyspy: str | None, native: bool = False, with_locals: bool = False,
+    nonblocking: bool = False,
 ) -> StackDump:
     if pyspy is None:
         return StackDump(pid, [], "py-spy missing: install it (pip install py-spy) to get stacks")
@@ -85,6 +89,8 @@ def dump_one(
         cmd.append("--native")
     if with_locals:
         cmd.append("--locals")
+    if nonblocking:
+        cmd.append("--nonblocking")
     timeout = NATIVE_DUMP_TIMEOUT_S if native else DUMP_TIMEOUT_S
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
