@@ -85,7 +85,25 @@ def test_sleep_endless_and_timed_waits_are_told_apart(run_cli):
     states = {s.thread_id: s.kind for s in run.report.diagnosis.states}
     assert states[next(t.id for t in proc.threads if t.name == "MainThread")] == "sleep"
     assert run.report.diagnosis.findings == []
+    assert Report.from_dict(run.report.to_dict()) == run.report  # waits survive report.json
     assert run.leftovers == []
+
+
+def test_a_process_whose_waits_cannot_be_read_says_why():
+    # Another user's process or a hardened kernel: read_waits gives an error record, never an
+    # exception; the report keeps the stacks and says why there are no waits.
+    from pytest_spawnhang.engine.kernel import ProcessWaits
+    from pytest_spawnhang.engine.waitinfo import attach_waits
+    from pytest_spawnhang.model import ProcessRecord, Thread
+
+    record = ProcessRecord(pid=4242, ppid=1, cmdline=["python"],
+                           threads=[Thread(id=1, name="MainThread", os_id=4242)])
+    attach_waits(record, ProcessWaits(pid=4242, error="permission denied: /proc/4242/syscall"))
+    assert record.waits_error == "permission denied: /proc/4242/syscall"
+    assert record.threads[0].wait is None
+    assert "waits not read: permission denied" in render_report(Report(
+        verdict="hang", trigger="deadline", command=[], duration_s=1.0, started_at="",
+        processes=[record]))
 
 
 @pytest.mark.skipif(not _has("wandb") or metadata.version("wandb").startswith("0.1"),
@@ -135,6 +153,11 @@ def test_multiprocess_test_case_mismatch_under_pytest(tmp_path: Path):
         assert sorted(report.process(e.target_pid).rank for e in polls) == [0, 1]
         assert all("polls its children in a loop" in e.detail for e in polls)
         assert "_join_processes" in polls[0].detail
+        # The plugin's own threads in the pytest process are no evidence: no state, folded away.
+        harness = [t.id for t in launcher.threads if (t.name or "").startswith("spawnhang-")]
+        assert harness
+        assert not {s.thread_id for s in report.diagnosis.states} & set(harness)
+        assert f"({len(harness)} thread(s) of spawnhang itself left out" in render_report(report)
         # pytest's multiprocessing resource tracker ends when pytest has closed its pipe.
         _, alive = psutil.wait_procs(processes_with_token(token), timeout=10)
         assert [p.cmdline() for p in alive] == []
