@@ -63,6 +63,32 @@ class Frame:
 
 
 @dataclass
+class WaitPeer:
+    """A process at the other end of a thread's wait, as the kernel shows it."""
+
+    pid: int | None  # None: an end outside the tree, known only by ``address``
+    relation: str  # "write end held by", "child", "peer socket held by"
+    inside: bool = True  # False: a process the harness does not track
+    address: str | None = None
+
+
+@dataclass
+class Wait:
+    """What a thread waits for in the kernel, read from /proc before any dump (docs/waits.md)."""
+
+    kind: str  # sleep, lock, read, write, poll, child, accept, connect, other, running, stopped
+    syscall: str | None = None
+    endless: bool = False  # no timeout at all
+    deadline: float | None = None  # wall-clock epoch seconds, when timed
+    deadline_exact: bool = True  # False: an upper bound (relative timeouts)
+    left_s: float | None = None  # seconds from the reading to the deadline
+    detail: str = ""  # "futex, no timeout", "sleeps until 12:03:07, in 41 s"
+    fds: list[str] = field(default_factory=list)  # "pipe:[123]", "127.0.0.1:29500 -> ..."
+    peers: list[WaitPeer] = field(default_factory=list)
+    polling: bool | None = None  # re-armed in a loop between two readings; None: unknown
+
+
+@dataclass
 class Thread:
     id: int
     name: str | None
@@ -70,6 +96,7 @@ class Thread:
     active: bool = False
     owns_gil: bool = False
     frames: list[Frame] = field(default_factory=list)  # innermost first
+    wait: Wait | None = None  # None: not read (no /proc access, or an old report)
 
 
 @dataclass
@@ -82,12 +109,15 @@ class ProcessRecord:
     role: str = "other"
     rank: int | None = None
     rank_source: str | None = None  # "env" (RANK) or "spawn-order"
+    worker_id: int | None = None  # a DataLoader worker's id (its start order under its parent)
     exit_code: int | None = None  # known only for processes the harness waited for
     state: str | None = None  # /proc state at dump time ("sleeping", "zombie", ...)
     wchan: str | None = None
     cpu_s: float | None = None
     threads: list[Thread] = field(default_factory=list)
     dump_error: str | None = None
+    waits_error: str | None = None  # why /proc gave no waits ("permission denied: ...")
+    native_error: str | None = None  # a non-Python process: why it has no native frames
     node: int | None = None  # in a job: the node (machine) the process ran on, and its host
     host: str | None = None
     local_pid: int | None = None  # set when a merged report renumbered a pid another node had
@@ -101,7 +131,8 @@ class ProcessRecord:
     def label(self) -> str:
         if self.role == "rank" and self.rank is not None:
             return f"rank {self.rank}"
-        return self.role.replace("_", " ")
+        label = self.role.replace("_", " ")
+        return label if self.worker_id is None else f"{label} {self.worker_id}"
 
 
 @dataclass
@@ -250,8 +281,8 @@ def _build(cls: Any, data: Any) -> Any:
 
 
 _NESTED = {cls.__name__: cls for cls in (
-    Local, Frame, Thread, ProcessRecord, WaitEdge, ThreadState, Finding, Diagnosis, Failure,
-    Straggler, JobNode, JobCollective, Job)}
+    Local, Frame, WaitPeer, Wait, Thread, ProcessRecord, WaitEdge, ThreadState, Finding,
+    Diagnosis, Failure, Straggler, JobNode, JobCollective, Job)}
 
 
 def _coerce(hint: str, value: Any) -> Any:

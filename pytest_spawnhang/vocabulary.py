@@ -47,6 +47,7 @@ class Role(StrEnum):
     WANDB_SERVICE = "wandb_service"
     WANDB_CORE = "wandb_core"
     WORKER_CHILD = "worker_child"
+    DATALOADER_WORKER = "dataloader_worker"  # torch.utils.data's worker processes
     MP_CHILD = "mp_child"
     OTHER = "other"
 

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..model import Thread, WaitEdge
+from .peers import kernel_edges
 from .states import DAEMON_THREADS, PROCESS, Node, Scene, rank_ranges
 
 _MP_CHILD = re.compile(r"multiprocessing\.(spawn|forkserver)|spawn_main|multiprocessing-fork")
@@ -49,7 +50,8 @@ def build_edges(scene: Scene) -> list[WaitEdge]:
             edges += [WaitEdge(node[0], node[0], "thread", f"{reading.why}: {t.name}",
                                waiter_thread=node[1], target_thread=t.id)
                       for t in _target_threads(scene, node, selector)]
-    return edges
+    covered = {node for node, reading in scene.readings.items() if reading.waits_for}
+    return edges + kernel_edges(scene, covered)
 
 
 def _rank_places(scene: Scene) -> dict[int, tuple[int, str | None]]:
@@ -142,22 +144,31 @@ def walk(scene: Scene, edges: list[WaitEdge]) -> Walk:
         out.setdefault((edge.waiter_pid, edge.waiter_thread or PROCESS), []).append(target)
     result = Walk()
     for start in [scene.main_node(pid) for pid in _starts(scene)]:
-        parent = _bfs(start, out, result.depth)
-        component = _components(list(parent), out)
-        left = {component[n] for n in parent for m in out.get(n, [])
-                if component[m] != component[n]}  # components an edge leaves
-        sinks = {component[n] for n in parent} - left
-        roots = [n for n in parent if component[n] in sinks]
-        result.roots += [n for n in roots if n not in result.roots]
-        ahead = _toward(roots, out, parent)
-        paths = [[start, *_follow(t, ahead)] for t in out.get(start, [])] or [[start]]
-        ends = {path[-1] for path in paths}
-        paths += [_back(root, parent) for root in roots if root not in ends]
-        for path in paths:
-            pids = [n[0] for i, n in enumerate(path) if i == 0 or path[i - 1][0] != n[0]]
-            if pids not in result.chains and len(result.chains) < MAX_CHAINS:
-                result.chains.append(pids)
+        _walk_from(start, out, result)
+    # Blocked groups the launcher's waits do not lead to (workers waiting on each other while
+    # the launcher polls a queue): each gets its own chains.
+    for start in list(out):
+        if start not in result.depth:
+            _walk_from(start, out, result)
     return result
+
+
+def _walk_from(start: Node, out: dict[Node, list[Node]], result: Walk) -> None:
+    parent = _bfs(start, out, result.depth)
+    component = _components(list(parent), out)
+    left = {component[n] for n in parent for m in out.get(n, [])
+            if component[m] != component[n]}  # components an edge leaves
+    sinks = {component[n] for n in parent} - left
+    roots = [n for n in parent if component[n] in sinks]
+    result.roots += [n for n in roots if n not in result.roots]
+    ahead = _toward(roots, out, parent)
+    paths = [[start, *_follow(t, ahead)] for t in out.get(start, [])] or [[start]]
+    ends = {path[-1] for path in paths}
+    paths += [_back(root, parent) for root in roots if root not in ends]
+    for path in paths:
+        pids = [n[0] for i, n in enumerate(path) if i == 0 or path[i - 1][0] != n[0]]
+        if pids not in result.chains and len(result.chains) < MAX_CHAINS:
+            result.chains.append(pids)
 
 
 def _bfs(start: Node, out: dict[Node, list[Node]], depth: dict[Node, int]) -> dict[Node, Node]:

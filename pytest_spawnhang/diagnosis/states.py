@@ -13,6 +13,9 @@ import re
 from dataclasses import dataclass, field
 
 from ..model import Frame, ProcessRecord, Report, Thread, ThreadState
+from .kinds import KIND_TEXT, WCHAN_KINDS, is_harness, kernel_kind
+
+__all__ = ["KIND_TEXT", "STATE_PATTERNS", "Reading", "Scene", "classify"]
 
 PROCESS = 0  # the thread id of a state that belongs to a whole process (exited, not dumped)
 
@@ -79,44 +82,11 @@ PHASE_PATTERNS = (
     ("exit_function", r"^_exit_function .*multiprocessing/util\.py$",
      "in multiprocessing's _exit_function"),
 )
-# The kernel's wait channel of a main thread, for a stack whose innermost frame called C.
-WCHAN_KINDS = (
-    ("sleep", r"nanosleep", None),
-    ("lock", r"futex", None),
-    ("pipe", r"pipe_read|pipe_write", None),
-    ("socket", r"sk_wait|inet_csk_accept|tcp_", None),
-    ("join", r"do_wait", "children"),
-)
 # Threads that multiprocessing and torch start as daemons: threading._shutdown never waits for
 # them, so they are not its targets.
 DAEMON_THREADS = r"^(QueueFeederThread|pymp-|pt_|Thread-\d+ \(_(handle_\w+|monitor\w*)\))"
 GONE = ("exited", "zombie", "dead")
 MAX_NAMES = 4  # processes named in one breath; more are counted
-
-# How each kind reads in a sentence, after a process's name.
-KIND_TEXT = {
-    "join": "waits for a child process to exit: {detail}",
-    "join_thread": "joins a thread: {detail}",
-    "thread_shutdown": "is at interpreter shutdown: {detail}",
-    "collective": "is in the collective {detail}",
-    "rendezvous": "is in {detail}",
-    "wait_message": "runs {detail}",
-    "pipe_write": "is blocked writing: {detail}",
-    "queue": "is blocked in {detail}",
-    "pipe": "is blocked reading a pipe: {detail}",
-    "socket": "is blocked on a socket: {detail}",
-    "io": "waits on a pipe or socket: {detail}",
-    "lock": "is blocked on a lock or event: {detail}",
-    "sleep": "is sleeping in {detail}",
-    "busy": "is busy on CPU: {detail}",
-    "exit_function": "is {detail}",
-    "atexit": "is running an atexit hook: {detail}",
-    "finalizing": "is finalizing the interpreter: {detail}",
-    "idle": "is idle: {detail}",
-    "exited": "has exited",
-    "zombie": "has exited, not yet reaped by its parent (zombie)",
-    "not_dumped": "could not be dumped: {detail}",
-}
 
 
 Node = tuple[int, int]  # (pid, thread id); thread id PROCESS for the process as a whole
@@ -141,6 +111,7 @@ class Scene:
     procs: dict[int, ProcessRecord]
     readings: dict[Node, Reading] = field(default_factory=dict)
     mains: dict[int, Node] = field(default_factory=dict)  # pid -> its main thread's node
+    harness: list[Node] = field(default_factory=list)  # spawnhang's own threads: left out
 
     def thread(self, node: Node) -> Thread | None:
         proc = self.procs.get(node[0])
@@ -221,6 +192,9 @@ def classify(report: Report) -> Scene:
             scene.readings[(proc.pid, PROCESS)] = Reading(
                 ThreadState(proc.pid, PROCESS, kind, detail))
         for thread in proc.threads:
+            if is_harness(proc, thread):
+                scene.harness.append((proc.pid, thread.id))
+                continue
             scene.readings[(proc.pid, thread.id)] = _read_thread(proc, thread)
             if proc.is_main(thread):
                 scene.mains.setdefault(proc.pid, (proc.pid, thread.id))
@@ -277,6 +251,10 @@ def _match_pattern(frames: list[Frame], texts: list[str]) -> Reading | None:
 def _fallback(proc: ProcessRecord, thread: Thread, user: Frame | None,
               phase: tuple[str, str] | None) -> tuple[str, str, str | None]:
     frames = [f for f in thread.frames if f.is_python]
+    if not frames and thread.wait is not None and proc.dump_error:
+        # Not Python (wandb-core, a shell): the kernel's view is all there is.
+        kind, waits_for = kernel_kind(thread.wait)
+        return kind, f"{thread.name or 'thread'}: {thread.wait.detail}", waits_for
     if not frames:
         # A dumped thread with no Python frame left: the interpreter is tearing down, and what
         # it destroys (a process group, a C++ thread pool) is only seen with --native.
@@ -287,6 +265,9 @@ def _fallback(proc: ProcessRecord, thread: Thread, user: Frame | None,
     origin = f"user code: {where(user)}" if user is frames[0] else top
     if thread.active:
         return "busy", origin, None
+    if thread.wait is not None and thread.wait.kind not in ("other", "running"):
+        kind, waits_for = kernel_kind(thread.wait)
+        return kind, f"{origin} (kernel: {thread.wait.detail})", waits_for
     if proc.is_main(thread) and proc.wchan:
         for kind, regex, waits_for in WCHAN_KINDS:
             if re.search(regex, proc.wchan):

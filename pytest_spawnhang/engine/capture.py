@@ -16,8 +16,10 @@ import psutil
 from ..diagnosis import diagnose
 from ..model import ProcessRecord, Report, Role, Straggler, Trigger
 from .dump import dump_many
+from .kernel import native_stack
 from .labels import assign_roles
 from .tree import ProcessTracker, proc_status, reap, settle
+from .waitinfo import NATIVE_STACK_TIMEOUT_S, attach_waits, is_python, native_threads, read_waits
 
 
 @dataclass
@@ -55,7 +57,7 @@ def hang_report(trigger: Trigger, command: Sequence[str], tracker: ProcessTracke
     if trigger is not Trigger.ATTACH:
         report.evidence = {"rule": str(trigger), "timeout_s": timeout_s, **(evidence or {})}
     t0 = time.monotonic()
-    report.processes = snapshot(tracker, launcher_pid, opts, include)
+    report.processes = snapshot(tracker, launcher_pid, opts, include, report.timings)
     t1 = time.monotonic()
     report.diagnosis = diagnose(report)
     t2 = time.monotonic()
@@ -70,14 +72,24 @@ def hang_report(trigger: Trigger, command: Sequence[str], tracker: ProcessTracke
 
 
 def snapshot(
-    tracker: ProcessTracker, launcher_pid: int, opts: CaptureOptions, include: tuple[int, ...] = ()
+    tracker: ProcessTracker, launcher_pid: int, opts: CaptureOptions, include: tuple[int, ...] = (),
+    timings: dict[str, float] | None = None,
 ) -> list[ProcessRecord]:
-    """Dump every live tracked process (and ``include``), and record the ones that ended."""
+    """Read the waits of every live tracked process (and ``include``), dump them, and record
+    the ones that ended. ``timings`` gets the seconds spent reading the waits."""
+    timings = {} if timings is None else timings
     tracker.poll()  # the tree may have grown since the watch last looked
     tracker.refresh()
     alive = tracker.alive()
     pids = list(dict.fromkeys([*include, *(s.pid for s in alive)]))
-    dumps = dump_many(pids, native=opts.native, with_locals=opts.with_locals)
+    t0 = time.monotonic()
+    waits = read_waits(pids)  # before any dump: ptrace interrupts sleeps and loses deadlines
+    t1 = time.monotonic()
+    foreign = {pid for pid in pids if not is_python(pid)}
+    dumps = dump_many(pids, native=opts.native, with_locals=opts.with_locals,
+                      not_python=foreign,
+                      unwind=lambda pid: native_stack(pid, NATIVE_STACK_TIMEOUT_S))
+    timings.update(waits_s=t1 - t0)
     records = []
     for pid in pids:
         state, wchan, cpu = proc_status(pid)
@@ -93,6 +105,8 @@ def snapshot(
             pid=pid, ppid=ppid, cmdline=cmdline, name=name, create_time=ctime, state=state,
             wchan=wchan, cpu_s=cpu, threads=dump.threads, dump_error=dump.error,
         ))
+        attach_waits(records[-1], waits.get(pid))
+        native_threads(records[-1], dump.native)
     for known in tracker.ended():
         if known.pid not in dumps:
             records.append(ProcessRecord(

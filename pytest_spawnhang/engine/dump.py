@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ NATIVE_DUMP_TIMEOUT_S = 15.0
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
 _SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_-]{8,}|gh[pousr]_[A-Za-z0-9]{20,}|[0-9a-f]{40})\b")
 REDACTED = "<redacted>"
+NOT_PYTHON_REASON = "not a Python process (py-spy found no interpreter)"
 
 
 @dataclass
@@ -31,6 +33,7 @@ class StackDump:
     pid: int
     threads: list[Thread]
     error: str | None = None
+    native: object | None = None  # a non-Python process: what the native unwinder returned
 
 
 def find_pyspy() -> str | None:
@@ -42,21 +45,39 @@ def find_pyspy() -> str | None:
 
 
 def dump_many(
-    pids: list[int], *, native: bool = False, with_locals: bool = False, workers: int = 8
+    pids: list[int], *, native: bool = False, with_locals: bool = False,
+    workers: int | None = None, unwind: Callable[[int], object] | None = None,
+    not_python: Collection[int] = (), nonblocking: bool = False,
 ) -> dict[int, StackDump]:
-    """Dump every pid in parallel; the result has one entry per pid, dumped or not."""
+    """Dump every pid in parallel; the result has one entry per pid, dumped or not.
+
+    One py-spy per core: more only queue on the CPUs while each stops its target longer (8 at
+    once on 2 cores took twice as long as 2 at a time). Pids in ``not_python`` are not given to
+    py-spy; ``unwind`` (a native unwinder) runs on them in the same pool, and its result is the
+    dump's ``native``. ``nonblocking`` reads without stopping the targets (py-spy
+    --nonblocking): a stack may be torn, but no wait is interrupted (a stopped poll or relative
+    sleep comes back as restart_syscall, its fds and deadline lost to the kernel reading)."""
     pyspy = find_pyspy()
     if not pids:
         return {}
-    with ThreadPoolExecutor(max_workers=min(workers, len(pids))) as pool:
-        dumps = pool.map(
-            lambda pid: dump_one(pid, pyspy=pyspy, native=native, with_locals=with_locals), pids
-        )
-        return {d.pid: d for d in dumps}
+    workers = workers or os.cpu_count() or 2
+
+    def one(pid: int) -> StackDump:
+        if pid in not_python:
+            return StackDump(pid, [], NOT_PYTHON_REASON,
+                             native=unwind(pid) if unwind is not None else None)
+        return dump_one(pid, pyspy=pyspy, native=native, with_locals=with_locals,
+                        nonblocking=nonblocking)
+
+    # Named, so that a report of the harness's own process can tell its threads apart.
+    with ThreadPoolExecutor(max_workers=min(workers, len(pids)),
+                            thread_name_prefix="spawnhang-dump") as pool:
+        return {d.pid: d for d in pool.map(one, pids)}
 
 
 def dump_one(
-    pid: int, *, pyspy: str | None, native: bool = False, with_locals: bool = False
+    pid: int, *, pyspy: str | None, native: bool = False, with_locals: bool = False,
+    nonblocking: bool = False,
 ) -> StackDump:
     if pyspy is None:
         return StackDump(pid, [], "py-spy missing: install it (pip install py-spy) to get stacks")
@@ -68,6 +89,8 @@ def dump_one(
         cmd.append("--native")
     if with_locals:
         cmd.append("--locals")
+    if nonblocking:
+        cmd.append("--nonblocking")
     timeout = NATIVE_DUMP_TIMEOUT_S if native else DUMP_TIMEOUT_S
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -96,7 +119,7 @@ def explain_pyspy_error(pid: int, stderr: str) -> str:
             "CAP_SYS_PTRACE, or set kernel.yama.ptrace_scope=0)"
         )
     if "python version" in stderr.lower() or "python interpreter" in stderr.lower():
-        return "not a Python process (py-spy found no interpreter)"
+        return NOT_PYTHON_REASON
     return "py-spy failed: " + first[:300]
 
 

@@ -25,7 +25,11 @@ ROLE_PATTERNS = (
     RolePattern("wandb_core", cmdline=r"(^|/)wandb-core\b|(^|/)wandb-symon\b"),
     RolePattern("wandb_service", cmdline=r"wandb\b.*\bservice\b"),
     RolePattern("wandb_internal", frames=r"^wandb_internal |wandb/sdk/internal/internal\.py"),
+    RolePattern("dataloader_worker", frames=r"_worker_loop .*torch/utils/data/_utils/worker\.py"),
 )
+# Roles whose processes are numbered by start order under their parent (torch starts
+# DataLoader worker i i-th).
+NUMBERED_ROLES = ("dataloader_worker",)
 _FORKSERVER = re.compile(r"multiprocessing\.forkserver")
 _MP_CHILD = re.compile(r"multiprocessing\.spawn|spawn_main|multiprocessing-fork")
 _TORCH_DISTRIBUTED = re.compile(r"torch/multiprocessing/spawn\.py|torch/distributed/")
@@ -37,7 +41,7 @@ def assign_roles(
     """Set ``role``, ``rank`` and ``rank_source`` on every record, in place."""
     by_pid = {r.pid: r for r in records}
     for rec in records:
-        rec.role, rec.rank, rec.rank_source = "other", None, None
+        rec.role, rec.rank, rec.rank_source, rec.worker_id = "other", None, None, None
         if rec.pid == launcher_pid:
             rec.role = "launcher"
         elif (role := _pattern_role(rec)) is not None:
@@ -60,6 +64,15 @@ def assign_roles(
                 rec.role, rec.rank, rec.rank_source = "rank", rank, "spawn-order"
             else:
                 rec.role = "mp_child"
+
+    for role in NUMBERED_ROLES:
+        siblings: dict[int, list[ProcessRecord]] = {}
+        for rec in records:
+            if rec.role == role:
+                siblings.setdefault(rec.ppid, []).append(rec)
+        for group in siblings.values():
+            for number, rec in enumerate(sorted(group, key=lambda r: (r.create_time, r.pid))):
+                rec.worker_id = number
 
     ranks = {r.pid for r in records if r.role == "rank"}
     for rec in records:

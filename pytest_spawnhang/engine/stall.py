@@ -106,7 +106,9 @@ class StallDetector:
     def _stacks_moved(self, tracker: ProcessTracker, now: float) -> bool:
         self._last_stack_at = now
         self.stack_samples += 1
-        dumps = dump_many([k.pid for k in tracker.alive()])
+        # Without stopping anything: a stopped wait loses its arguments (restart_syscall), and
+        # the hang's report reads them from the kernel later.
+        dumps = dump_many([k.pid for k in tracker.alive()], nonblocking=True)
         stacks = frozenset(
             (pid, t.id, tuple((f.function, f.file, f.line) for f in t.frames))
             for pid, dump in dumps.items()

@@ -18,7 +18,7 @@ import jinja2
 
 from ..model import Report, WaitEdge
 from .layout import NODE_H, NODE_W, layout
-from .views import process_view
+from .views import blamed, process_view
 
 TRIGGER_TEXT = {
     "deadline": "the deadline{timeout} passed",
@@ -89,6 +89,7 @@ def render_html(report: Report) -> str:
         views=views,
         edges=edges,
         root_causes=sorted(root_causes),
+        blamed=blamed(report, root_causes),
         drawing=drawing,
         node_w=NODE_W,
         node_h=NODE_H,
