@@ -68,12 +68,13 @@ class StallDetector:
         if self.scope is not None:
             pids.append(self.scope.pid)
             skip = self.scope.skip()
-        waits = read_waits(pids, previous=self._previous)
+        background = self.scope.background if self.scope is not None else frozenset()
+        # The background pids are read too, so that waits on them are known as such.
+        waits = read_waits([*pids, *background], previous=self._previous)
         self._previous = waits
         self.readings += 1
-        wall = time.time()
-        reading = judge(waits, wall, skip=skip, looping=set(self._looping),
-                        background=self.scope.background if self.scope else ())
+        reading = judge({pid: w for pid, w in waits.items() if pid not in background},
+                        time.time(), skip=skip, looping=set(self._looping), background=background)
         self._remember_loops(reading)
         reading.as_polling(self._python_loops)
         if self._closed_confirmed(reading) and not self._runs_python(reading):
