@@ -76,7 +76,7 @@ def _check_stall(value: object, where: str) -> float | None:
     try:
         return parse_stall(value)
     except ValueError as exc:
-        raise ValueError(f"{where}: {exc}, or off") from None
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def _check_choice(value: str | None, choices: tuple[str, ...], where: str) -> str | None:
