@@ -25,7 +25,14 @@ from .model import Report, Trigger, Verdict
 from .render.files import html_due, write_report
 from .render.html import render_html
 from .render.text import render_report
-from .values import SecondsError, default_report_dir, parse_seconds, prepare_dir
+from .values import (
+    DEFAULT_STALL_S,
+    SecondsError,
+    default_report_dir,
+    parse_seconds,
+    parse_stall,
+    prepare_dir,
+)
 
 USAGE_ERROR = 2
 
@@ -49,6 +56,14 @@ def _seconds(text: str) -> float | None:
     except SecondsError as exc:
         problem = "must be a positive number" if exc.numeric else "not a number"
         raise argparse.ArgumentTypeError(f"{problem} of seconds: {text!r}") from None
+
+
+def _stall(text: str) -> float | None:
+    try:
+        return parse_stall(text)
+    except SecondsError as exc:
+        problem = "must be a positive number" if exc.numeric else "not a number"
+        raise argparse.ArgumentTypeError(f"{problem} of seconds, or off: {text!r}") from None
 
 
 def _pid(text: str) -> int:
@@ -80,8 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a command under a deadline; dump, explain and reap "
                          "its whole process tree if it hangs")
     run.add_argument("--timeout", type=_seconds, help="deadline in seconds (default: none)")
-    run.add_argument("--stall", type=_seconds, help="call a hang once the whole tree has been "
-                     "idle and unchanged for this many seconds")
+    run.add_argument("--stall", type=_stall, default=DEFAULT_STALL_S, metavar="SECONDS|off",
+                     help="hang detection (docs/stall.md): a closed wait is called at once; "
+                     "polling without progress once it has lasted this long (default "
+                     f"{DEFAULT_STALL_S:g}); off turns detection off")
     run.add_argument("--grace", type=_seconds, default=1.0,
                      help="seconds between SIGTERM and SIGKILL when reaping (default 1)")
     job = run.add_argument_group("a job on several nodes (docs/job.md)")

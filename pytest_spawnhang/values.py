@@ -9,6 +9,11 @@ from pathlib import Path
 
 # Where reports go, in the working directory, for the CLI and the plugin alike.
 DEFAULT_REPORT_DIR = ".spawnhang"
+# How long polling without progress must last before it is called a hang, when no window is
+# given (docs/stall.md: the longest quiet poll of the regression matrix, with a wide margin).
+DEFAULT_STALL_S = 10.0
+# The words that turn hang detection off, wherever a stall window is typed.
+OFF_WORDS = ("off", "false", "no", "0")
 
 
 class SecondsError(ValueError):
@@ -32,6 +37,16 @@ def parse_seconds(value: object) -> float | None:
     if not number > 0 or math.isinf(number):
         raise SecondsError(f"expected a positive number of seconds, got {value!r}", True)
     return number
+
+
+def parse_stall(value: object) -> float | None:
+    """A stall window: None for "off" (and ``False``), ``DEFAULT_STALL_S`` for an empty value,
+    else a positive number of seconds (``SecondsError`` otherwise)."""
+    if value is False or (isinstance(value, str) and value.strip().lower() in OFF_WORDS):
+        return None
+    if value is None or value == "" or value is True:
+        return DEFAULT_STALL_S
+    return parse_seconds(value)
 
 
 def default_report_dir(base: str | Path = DEFAULT_REPORT_DIR) -> Path:

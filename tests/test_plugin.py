@@ -272,8 +272,11 @@ def test_stall_catches_an_idle_tree_and_spares_work(pytester: pytest.Pytester,
     pytester.makepyfile(test_stall=HANG + """
 import time
 
-def test_idle_tree():
-    hang()
+def test_idle_tree():  # a child that reads what the test never writes, a test that waits
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                             stdin=subprocess.PIPE)
+    record(child.pid)
+    threading.Event().wait()
 
 def test_busy_child():
     spin = "import time\\nend = time.time() + 3\\nwhile time.time() < end: pass"
@@ -294,7 +297,7 @@ def test_child_waits_while_the_test_computes():
     result = run(pytester, "--spawnhang", "--spawnhang-stall=1.5", "-rA")
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*_ test_idle_tree _*",
-                                 "spawnhang: hang after *s (no progress for 1.5s); dumped and "
+                                 "spawnhang: hang after *s (closed wait); dumped and "
                                  "reaped 1 process(es) of the test"])
     assert recorded.alive() == []
 
@@ -472,8 +475,9 @@ def test_healthy_suite_runs_the_same_with_and_without_the_flag(
     assert without.parseoutcomes() == with_flag.parseoutcomes() == expected
     assert without.ret == with_flag.ret == pytest.ExitCode.TESTS_FAILED
     with_flag.stdout.no_fnmatch_line("*= spawnhang =*")  # nothing to say
-    with_flag.stdout.fnmatch_lines(["spawnhang: timeout 60.0s, stall off, leaks=warn, reports "
-                                    "in */.spawnhang"])
+    with_flag.stdout.fnmatch_lines(["spawnhang: timeout 60.0s, hang detection on (closed waits "
+                                    "at once, polling after 10s), leaks=warn, reports in "
+                                    "*/.spawnhang"])
     without.stdout.no_fnmatch_line("spawnhang:*")
 
 
@@ -501,7 +505,8 @@ def test_leaks():
     result = run(pytester, "-c", "../tox.ini", "--rootdir=..", "..")
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines_random([
-        "spawnhang: timeout 2.0s, stall off, leaks=reap, reports in */reports",
+        "spawnhang: timeout 2.0s, hang detection on (closed waits at once, polling after 10s), "
+        "leaks=reap, reports in */reports",
         "*(deadline 2s from ini option 'spawnhang_timeout')*",
         "LEFTOVER 1 process(es) outlived test_ini.py::test_leaks (reaped, leaks=reap):",
     ])
@@ -545,7 +550,7 @@ def test_timeout():
 def test_expect():
     pass
 
-@pytest.mark.spawnhang(expect="hang")
+@pytest.mark.spawnhang(expect="hang", stall=False)
 def test_hang_without_deadline():
     pass
 
@@ -559,7 +564,7 @@ def test_leaks():
         "spawnhang marker: expected a number of seconds, got 'soon'",
         "spawnhang marker: expect must be 'exit' or 'hang', got 'maybe'",
         "spawnhang marker: expect='hang' needs a deadline (timeout= here, pytest-timeout or "
-        "--spawnhang-timeout) or a stall window",
+        "--spawnhang-timeout) or hang detection",
         "spawnhang marker: leaks must be one of warn, reap, fail, got 'sometimes'",
     ])
 

@@ -1,129 +1,189 @@
-"""Stall detection: call a hang when the whole tree has been idle and unchanged for a window.
+"""Hang detection in the watch loop: the rules of ``detect.py`` confirmed over time.
 
-Three cheap signals, from cheapest to dearest: the set of processes (every poll), CPU time per
-process from /proc (once a second), and the Python stacks of every process (a few times per
-window). Any of them moving restarts the window, so a CPU-bound worker whose stack never changes
-is progress, not a stall, and so is a process that starts or ends.
+Every ``SAMPLE_S`` the kernel's waits of every tracked process are read (``read_waits``, a few
+ms, nothing stopped). A *closed wait* is called when two readings in a row are closed, with the
+same waits and no thread woken in between. *Polling without progress* is called once readings
+have been polling for ``window_s`` with no process starting or ending, no CPU moving, and two
+Python stacks (py-spy) taken across the window equal. Anything else restarts both.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psutil
 
+from .detect import Class, Reading, cycle, describe, judge
 from .dump import dump_many
+from .kernel import ProcessWaits, read_waits
 from .tree import ProcessTracker
 
-CPU_EVERY_S = 1.0
-# Per process, CPU above this fraction of one core over a sample is work, below it noise
+SAMPLE_S = 0.5
+# Per process, CPU above this fraction of one core over a window is work, below it noise
 # (clock-tick granularity is 10 ms; idle wandb and gloo threads wake now and then).
 CPU_NOISE_FRACTION = 0.05
 
 
-# An extra source of progress: CPU seconds used so far, per key (a thread of the launcher, say).
-ProgressSource = Callable[[], dict[Hashable, float]]
+@dataclass
+class Scope:
+    """A process judged beyond the tracked tree, on some of its threads: pytest itself.
+    ``skip`` gives the tids not judged now (the front end's own threads); waits whose every
+    peer is a ``background`` pid are the session's channel (xdist's controller), not the
+    program's."""
+
+    pid: int
+    skip: Callable[[], set[int]]
+    background: frozenset[int] = frozenset()
 
 
 @dataclass
 class StallDetector:
-    """``progress`` adds sources of progress beyond the tracked processes' CPU; with
-    ``needs_processes`` a tree with no live process never stalls (its window starts with the
-    first process)."""
+    """Feed it every poll of the watch (``observe``); True once a rule fired (``rule``)."""
 
-    window_s: float
-    progress: tuple[ProgressSource, ...] = ()
-    needs_processes: bool = False
-    quiet_since: float | None = None
-    cpu_samples: int = 0
+    window_s: float  # how long polling without progress must last
+    scope: Scope | None = None
+    rule: str | None = None
+    readings: int = 0
     stack_samples: int = 0
-    cpu_in_window_s: float = 0.0
-    _last_cpu_at: float = 0.0
-    _cpu: dict[Hashable, float] = field(default_factory=dict)
-    _last_stack_at: float = 0.0
+    _last_at: float = 0.0
+    _previous: dict[int, ProcessWaits] | None = None
+    _closed: Reading | None = None  # the last reading, when it was closed
+    _python_loops: set[tuple[int, int]] = field(default_factory=set)
+    _looping: dict[tuple[int, int], int | None] = field(default_factory=dict)
+    _poll_since: float | None = None
+    _poll_cpu: dict[int, float] = field(default_factory=dict)
     _stacks: frozenset | None = None
-    _stacks_seen_in_window: int = 0
-
-    @property
-    def stack_every_s(self) -> float:
-        return min(max(self.window_s / 4, 0.5), 5.0)
+    _facts: dict[str, object] = field(default_factory=dict)
 
     def observe(self, tracker: ProcessTracker, changes: int, now: float) -> bool:
-        """Feed one poll of the tree; True once the window has passed with nothing moving."""
-        if self.needs_processes and not tracker.alive():
-            self.quiet_since = None
+        if changes:
+            self._restart()
+        if now - self._last_at < SAMPLE_S:
             return False
-        if self.quiet_since is None or changes:
-            self._restart(now)
+        self._last_at = now
+        pids = [k.pid for k in tracker.alive()]
+        skip: set[int] = set()
+        if self.scope is not None:
+            pids.append(self.scope.pid)
+            skip = self.scope.skip()
+        background = self.scope.background if self.scope is not None else frozenset()
+        # The background pids are read too, so that waits on them are known as such.
+        waits = read_waits([*pids, *background], previous=self._previous)
+        self._previous = waits
+        self.readings += 1
+        reading = judge({pid: w for pid, w in waits.items() if pid not in background},
+                        time.time(), skip=skip, looping=set(self._looping), background=background)
+        self._remember_loops(reading)
+        reading.as_polling(self._python_loops)
+        if self._closed_confirmed(reading) and not self._runs_python(reading):
+            self._facts = {"confirmed_in_s": round(SAMPLE_S * 2, 1)}
+            return self._fire("closed wait", reading)
+        if not reading.polling:
+            self._poll_since, self._stacks = None, None
+            self._facts = {"waiting_on": reading.blocker()}
             return False
-        if now - self._last_cpu_at >= CPU_EVERY_S:
-            if self._cpu_moved(tracker, now):
-                self._restart(now)
-                return False
-        if now - self._last_stack_at >= self.stack_every_s:
-            if self._stacks_moved(tracker, now):
-                self._restart(now)
-                self._stacks_seen_in_window = 1
-                return False
-        # Two equal stack samples inside the window: the tree is parked, not between steps.
-        return now - self.quiet_since >= self.window_s and self._stacks_seen_in_window >= 2
+        return self._polling(reading, pids, now)
 
-    def _restart(self, now: float) -> None:
-        self.quiet_since = now
-        self.cpu_in_window_s = 0.0
-        self._stacks_seen_in_window = 0
+    def _closed_confirmed(self, reading: Reading) -> bool:
+        before, self._closed = self._closed, reading if reading.closed else None
+        # Confirmed: the same waits twice, and no thread woke in between (polling is False,
+        # not None: each thread sat in one call across both readings).
+        return (before is not None and reading.closed
+                and reading.signature() == before.signature()
+                and all(j.wait.polling is False for j in reading.of(Class.ENDLESS)))
 
-    def _cpu_moved(self, tracker: ProcessTracker, now: float) -> bool:
-        elapsed = now - self._last_cpu_at if self._last_cpu_at else None
-        self._last_cpu_at = now
-        self.cpu_samples += 1
-        current = self._cpu_times(tracker)
-        moved = False
-        if elapsed is not None:
-            for pid, cpu in current.items():
-                used = cpu - self._cpu.get(pid, cpu)
-                self.cpu_in_window_s += used
-                moved = moved or used > CPU_NOISE_FRACTION * elapsed
-        self._cpu = current
-        return moved
+    def _runs_python(self, reading: Reading) -> bool:
+        """Whether an event loop of ``reading`` is a Python thread (py-spy sees it): then it
+        is a loop of the program's own, judged as polling from now on."""
+        loops = {(j.pid, j.wait.tid) for j in reading.of(Class.EVENT_LOOP)}
+        if not loops:
+            return False
+        dumps = dump_many(sorted({pid for pid, _tid in loops}), nonblocking=True)
+        self._previous = None  # py-spy's stop woke the threads it interrupted
+        python = {(pid, t.os_id) for pid, dump in dumps.items() for t in dump.threads}
+        self._python_loops |= loops & python
+        return bool(loops & python)
 
-    def _cpu_times(self, tracker: ProcessTracker) -> dict[Hashable, float]:
-        """CPU seconds used so far, per source of progress: each tracked process, and the
-        extra sources."""
-        current: dict[Hashable, float] = {}
-        for known in tracker.alive():
+    def _polling(self, reading: Reading, pids: list[int], now: float) -> bool:
+        cpu = self._cpu(pids)
+        if self._poll_since is None or self._cpu_moved(cpu, now):
+            self._poll_since, self._poll_cpu, self._stacks = now, cpu, None
+            return False
+        if self._stacks is None and now - self._poll_since >= self.window_s / 2:
+            self._stacks = self._stack_sample(pids)
+        if now - self._poll_since < self.window_s or self._stacks is None:
+            return False
+        if self._stack_sample(pids) != self._stacks:
+            self._poll_since, self._poll_cpu, self._stacks = now, cpu, None
+            return False
+        self._facts = {"quiet_for_s": round(now - self._poll_since, 3),
+                       "cpu_in_window_s": round(sum(cpu.values()) - sum(
+                           self._poll_cpu.get(p, 0.0) for p in cpu), 3)}
+        return self._fire("polling without progress", reading)
+
+    def _fire(self, rule: str, reading: Reading) -> bool:
+        self.rule = rule
+        endless = reading.of(Class.ENDLESS)
+        self._facts.update({"waits": describe(
+            reading.of(Class.POLLING, Class.EVENT_LOOP) + endless, 16)})
+        loop = cycle(reading)
+        if loop:
+            self._facts["cycle"] = " -> ".join(f"pid {p}" for p in [*loop, loop[0]])
+        return True
+
+    def _remember_loops(self, reading: Reading) -> None:
+        # A thread seen re-arming keeps counting as a loop while it stays in the same call,
+        # though a reading may fall between two of its wake-ups, or a py-spy stop made the
+        # kernel restart the call (restart_syscall).
+        calls = {(j.pid, j.wait.tid): (j.wait.number, j.wait.syscall) for j in reading.threads}
+        self._looping = {key: number for key, number in self._looping.items()
+                         if key in calls and (calls[key][0] == number
+                                              or calls[key][1] == "restart_syscall")}
+        self._looping.update({(j.pid, j.wait.tid): j.wait.number for j in reading.threads
+                              if j.wait.polling and j.wait.syscall != "restart_syscall"})
+
+    def _restart(self) -> None:
+        self._closed, self._poll_since, self._stacks = None, None, None
+        self._looping.clear()
+
+    def _cpu(self, pids: list[int]) -> dict[int, float]:
+        current: dict[int, float] = {}
+        for pid in pids:
             try:
-                times = known.process.cpu_times()
+                proc = psutil.Process(pid)
+                if self.scope is not None and pid == self.scope.pid:
+                    skip = self.scope.skip()  # the watch's own reading costs CPU here
+                    current[pid] = sum(t.user_time + t.system_time for t in proc.threads()
+                                       if t.id not in skip)
+                else:
+                    times = proc.cpu_times()
+                    current[pid] = times.user + times.system
             except psutil.Error:
                 continue
-            current[known.pid] = times.user + times.system
-        for source in self.progress:
-            current.update(source())
         return current
 
-    def _stacks_moved(self, tracker: ProcessTracker, now: float) -> bool:
-        self._last_stack_at = now
+    def _cpu_moved(self, cpu: dict[int, float], now: float) -> bool:
+        elapsed = max(now - (self._poll_since or now), SAMPLE_S)
+        return any(used - self._poll_cpu.get(pid, used) > CPU_NOISE_FRACTION * elapsed
+                   for pid, used in cpu.items())
+
+    def _stack_sample(self, pids: list[int]) -> frozenset:
+        """The Python stacks of every process, read without stopping them; the next wait
+        reading starts afresh all the same, to compare only readings taken after the sample."""
         self.stack_samples += 1
         # Without stopping anything: a stopped wait loses its arguments (restart_syscall), and
         # the hang's report reads them from the kernel later.
-        dumps = dump_many([k.pid for k in tracker.alive()], nonblocking=True)
-        stacks = frozenset(
+        scope = self.scope.pid if self.scope is not None else None
+        dumps = dump_many([p for p in pids if p != scope], nonblocking=True)
+        self._previous = None
+        return frozenset(
             (pid, t.id, tuple((f.function, f.file, f.line) for f in t.frames))
             for pid, dump in dumps.items()
             for t in dump.threads
         )
-        moved = self._stacks is not None and stacks != self._stacks
-        self._stacks = stacks
-        self._stacks_seen_in_window += 1
-        return moved
 
-    def evidence(self) -> dict[str, float | int]:
-        return {
-            "window_s": self.window_s,
-            "quiet_for_s": round(time.monotonic() - (self.quiet_since or 0.0), 3),
-            "cpu_in_window_s": round(self.cpu_in_window_s, 3),
-            "cpu_samples": self.cpu_samples,
-            "stack_samples": self.stack_samples,
-        }
+    def evidence(self) -> dict[str, object]:
+        return {"rule": self.rule or "stall", "window_s": self.window_s,
+                "readings": self.readings, "stack_samples": self.stack_samples, **self._facts}

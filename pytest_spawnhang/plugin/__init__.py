@@ -14,15 +14,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ..values import DEFAULT_REPORT_DIR, prepare_dir
+from ..values import DEFAULT_REPORT_DIR, DEFAULT_STALL_S, prepare_dir
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .fixture import Runner
 
 MARKER = (
-    'spawnhang(timeout=None, stall=None, expect="exit", leaks=None): deadline and stall window '
-    "in seconds for this test (they take precedence over pytest-timeout and "
+    'spawnhang(timeout=None, stall=None, expect="exit", leaks=None): deadline and polling window '
+    "in seconds for this test, stall=False: no hang detection (they take precedence over "
+    "pytest-timeout, --spawnhang-timeout and --spawnhang-stall); "
     '--spawnhang-timeout); expect="hang" makes a caught hang pass and an exit fail; leaks= '
     "overrides --spawnhang-leaks for the processes this test leaves behind."
 )
@@ -33,8 +34,9 @@ _HELP = {
     "and reap them",
     "spawnhang_timeout": "deadline in seconds for a test that has none from the spawnhang "
     "marker or pytest-timeout (default: none)",
-    "spawnhang_stall": "call a hang once the test's whole process tree has been idle and "
-    "unchanged for this many seconds (default: off)",
+    "spawnhang_stall": "hang detection (docs/stall.md): a closed wait is called at once, "
+    "polling without progress once it has lasted this many seconds (default "
+    f"{DEFAULT_STALL_S:g}); off turns detection off",
     "spawnhang_dir": "where reports go, one folder per hung test (default: "
     f"{DEFAULT_REPORT_DIR}/)",
     "spawnhang_native": "include native (C/C++) frames in dumps (about 10x slower)",
@@ -94,8 +96,9 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if settings is None or not settings.enabled:
         return None
     timeout = f"{settings.timeout_s}s" if settings.timeout_s else "from marker/pytest-timeout"
-    stall = f"{settings.stall_s}s" if settings.stall_s else "off"
-    return (f"spawnhang: timeout {timeout}, stall {stall}, leaks={settings.leaks}, "
+    detection = (f"hang detection on (closed waits at once, polling after {settings.stall_s:g}s)"
+                 if settings.stall_s else "hang detection off")
+    return (f"spawnhang: timeout {timeout}, {detection}, leaks={settings.leaks}, "
             f"reports in {settings.report_dir}")
 
 

@@ -6,9 +6,10 @@ engine's tracker, psutil or the diagnosis."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 
 import psutil
 
@@ -45,20 +46,28 @@ def subtree(pid: int) -> engine.ProcessTracker:
     return tracker
 
 
-def main_thread_cpu() -> dict[Hashable, float]:
-    """The CPU time of pytest's main thread, read per thread so that the watcher's own polling
-    does not count: a test whose workers wait while it computes is not stalled."""
-    main_id = threading.main_thread().native_id
-    cpu = next((t.user_time + t.system_time for t in psutil.Process().threads()
-                if t.id == main_id), None)
-    return {} if cpu is None else {"pytest main thread": cpu}
+def own_threads() -> set[int]:
+    """The threads of pytest that hang detection leaves out: the plugin's own (named
+    ``spawnhang-*``), and the main thread while it runs the plugin's code (a module that says
+    ``NO_INTERRUPT_HERE``), where it waits for the test's processes on the plugin's behalf."""
+    own = {t.native_id for t in threading.enumerate()
+           if t.name.startswith("spawnhang") and t.native_id is not None}
+    main = threading.main_thread()
+    frame = sys._current_frames().get(main.ident or 0)
+    while frame is not None:
+        if frame.f_globals.get("NO_INTERRUPT_HERE"):
+            own.add(main.native_id or 0)
+            break
+        frame = frame.f_back
+    return own
 
 
 def make_watch(job: Job, finished: Callable[[], bool]) -> engine.Watch:
-    """The engine's watch over the test's processes. A test with no process of its own never
-    stalls: a hang inside pytest alone is the deadline's to catch."""
-    stall = (engine.StallDetector(job.stall_s, progress=(main_thread_cpu,), needs_processes=True)
-             if job.stall_s else None)
+    """The engine's watch over the test's processes and pytest's own threads (a test with no
+    process is judged on its threads). Waits on pytest's parent are xdist's channel to its
+    controller, not the test's."""
+    stall = (engine.StallDetector(job.stall_s, scope=engine.Scope(
+        os.getpid(), own_threads, frozenset({os.getppid()}))) if job.stall_s else None)
     return engine.Watch(job.tracker(), finished=finished, deadline=job.deadline, stall=stall)
 
 
@@ -124,8 +133,10 @@ def capture_hang(job: Job, settings: Settings, signal_name: str | None = None) -
         why = f"pytest received {signal_name}"
     elif trigger is Trigger.DEADLINE:
         why = f"deadline {job.timeout_s:g}s from {job.timeout_from}"
+    elif evidence.get("rule") == "polling without progress":
+        why = f"polling without progress for {job.stall_s:g}s"
     else:
-        why = f"no progress for {job.stall_s:g}s"
+        why = str(evidence.get("rule", "stall"))
     summary = report.diagnosis.summary
     message = (f"spawnhang: {report.verdict} after {report.duration_s:.1f}s ({why}); dumped and "
                f"reaped {reaped} process(es) of the test\n{summary}\nreport: {stacks}")

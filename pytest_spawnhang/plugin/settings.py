@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ..values import DEFAULT_REPORT_DIR, parse_seconds
+from ..values import DEFAULT_REPORT_DIR, parse_seconds, parse_stall
 
 LEAK_POLICIES = ("warn", "reap", "fail")
 EXPECTATIONS = ("exit", "hang")
@@ -28,7 +28,7 @@ class Settings:
     enabled: bool
     timeout_s: float | None
     timeout_from: str  # the option or ini key it came from, for messages
-    stall_s: float | None
+    stall_s: float | None  # hang detection's polling window; None: detection off
     report_dir: Path
     native: bool
     leaks: str
@@ -58,7 +58,7 @@ class Settings:
             enabled=bool(get("spawnhang")[0]),
             timeout_s=_usage(_check_seconds, timeout, timeout_from),
             timeout_from=timeout_from,
-            stall_s=_usage(_check_seconds, *get("spawnhang_stall")),
+            stall_s=_usage(_check_stall, *get("spawnhang_stall")),
             report_dir=base / Path(directory),
             native=bool(get("spawnhang_native")[0]),
             leaks=leaks or "warn",
@@ -68,6 +68,13 @@ class Settings:
 def _check_seconds(value: object, where: str) -> float | None:
     try:
         return parse_seconds(value)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def _check_stall(value: object, where: str) -> float | None:
+    try:
+        return parse_stall(value)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
 
@@ -93,6 +100,7 @@ class Marker:
     stall_s: float | None = None
     expect: str = "exit"
     leaks: str | None = None
+    stall_off: bool = False  # stall=False: no hang detection for this test
 
     @classmethod
     def from_mark(cls, mark: pytest.Mark | None) -> Marker:
@@ -116,8 +124,10 @@ class Marker:
             raise ValueError(f"spawnhang marker: leaks must be one of {', '.join(LEAK_POLICIES)}, "
                              f"got {leaks!r}")
         where = "spawnhang marker"
+        stall = kwargs.get("stall")
+        stall_off = stall is False or (isinstance(stall, str) and parse_stall(stall) is None)
         return cls(_check_seconds(kwargs.get("timeout"), where),
-                   _check_seconds(kwargs.get("stall"), where), expect, leaks)
+                   None if stall_off else _check_seconds(stall, where), expect, leaks, stall_off)
 
 
 @dataclass(frozen=True)
@@ -155,10 +165,10 @@ def plan_test(settings: Settings, mark: pytest.Mark | None, pytest_timeout: floa
         timeout_s, timeout_from = settings.timeout_s, settings.timeout_from
     else:
         timeout_s, timeout_from = None, None
-    stall_s = marker.stall_s or settings.stall_s
+    stall_s = None if marker.stall_off else marker.stall_s or settings.stall_s
     if error is None and marker.expect == "hang" and timeout_s is None and stall_s is None:
         error = ("spawnhang marker: expect='hang' needs a deadline (timeout= here, "
-                 "pytest-timeout or --spawnhang-timeout) or a stall window")
+                 "pytest-timeout or --spawnhang-timeout) or hang detection")
     return TestPlan(marker, timeout_s, timeout_from, stall_s, marker.leaks or settings.leaks,
                     error)
 

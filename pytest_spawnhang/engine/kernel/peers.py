@@ -118,9 +118,12 @@ class TreeIndex:
         # loopback, or another address of this network namespace).
         ends = [f"socket:[{s.inode}]" for s in self.inet().values()
                 if s.local == ref.remote and s.remote == ref.local]
-        owners = sorted({p for end in ends for p, _fd, _mode in self.holders(end) if p != pid})
+        holders = {p for end in ends for p, _fd, _mode in self.holders(end)}
+        owners = sorted(holders - {pid})
         if owners:
             return [Peer(p, "other end held by", fd=ref.fd) for p in owners]
+        if pid in holders:  # a connection to itself (a store server and its own client)
+            return [Peer(pid, "other end held by (itself)", fd=ref.fd)]
         relation = "other end held by" if ends else "other end at"  # else: another host
         return [Peer(None, relation, fd=ref.fd, inside=False, address=ref.remote)]
 
