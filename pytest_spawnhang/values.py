@@ -13,7 +13,7 @@ DEFAULT_REPORT_DIR = ".spawnhang"
 # given (docs/stall.md: the longest quiet poll of the regression matrix, with a wide margin).
 DEFAULT_STALL_S = 10.0
 # The words that turn hang detection off, wherever a stall window is typed.
-OFF_WORDS = ("off", "false", "no", "0")
+OFF_WORDS = ("off", "false", "no")  # 0 stays an error: a window of no seconds is a typo
 
 
 class SecondsError(ValueError):
