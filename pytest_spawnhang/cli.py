@@ -179,6 +179,8 @@ def _run(args: argparse.Namespace) -> int:
             signal.signal(sig, lambda signum, _frame: watch.cancel(signum))
         if coordinator is not None:
             coordinator.start(watch.fire)
+            if watch.stall is not None:  # a wait on another node is the job's to judge
+                watch.stall.others = coordinator
 
     report = engine.run_command(command, timeout_s=args.timeout, stall_s=args.stall,
                                 opts=opts, on_watch=on_watch)

@@ -165,3 +165,26 @@ def test_a_wait_on_a_server_outside_the_run_is_never_called(run_cli):
     assert run.status == 0, run.stderr
     assert (run.report.verdict, run.report.trigger) == ("exit", "exit")
     assert run.leftovers == []
+
+
+def test_dataloader_worker_stuck_in_getitem_is_called_with_no_options(run_cli):
+    """The main process re-arms ``get(timeout=5)`` on the data queue, the other worker polls its
+    index queue, the stuck one waits for a lock for ever: polling without progress."""
+    run = run_cli("dataloader_stuck.py")
+    assert run.status == HANG, run.stderr
+    report = run.report
+    assert (report.trigger, report.timeout_s) == ("stall", None)
+    assert report.evidence["rule"] == "polling without progress"
+    assert report.evidence["quiet_for_s"] >= report.stall_s
+    assert [f.rule for f in report.diagnosis.findings] == ["dataloader-worker-stuck-in-dataset"]
+    assert report.survivors == [] and run.leftovers == []
+
+
+def test_a_deadline_that_fires_says_why_detection_did_not(run_cli):
+    """A sleep that outlasts the deadline is never a hang by detection; the report says what
+    the program was waiting for when the deadline ended it."""
+    run = run_cli("sleep_user.py", options=("--timeout", "3"))
+    assert run.status == HANG, run.stderr
+    assert run.report.trigger == "deadline"
+    assert "sleeps until" in run.report.evidence["not_called_because"]
+    assert "detection did not call it: pid " in (run.report_dir / "report.txt").read_text()

@@ -81,6 +81,9 @@ SCENARIOS = textwrap.dedent(
     @clean_exit(join_timeout=5.0)
     def raises(rank, world_size, out):
         setup(rank, world_size)
+        # Both ranks finish connecting before rank 1 fails: otherwise rank 0 may return and
+        # close its end while rank 1's gloo handshake is still under way.
+        dist.barrier()
         if rank == 1:
             raise ValueError("boom on rank 1")
 

@@ -44,6 +44,7 @@ class Judged:
     pid: int
     wait: ThreadWait
     cls: Class
+    elsewhere: bool = False  # it waits on a process of the run on another node
 
 
 @dataclass
@@ -55,6 +56,11 @@ class Reading:
 
     def of(self, *classes: Class) -> list[Judged]:
         return [j for j in self.threads if j.cls in classes]
+
+    @property
+    def elsewhere(self) -> bool:
+        """Whether a wait of this reading leans on another node: then only the job can judge."""
+        return any(j.elsewhere for j in self.threads)
 
     @property
     def closed(self) -> bool:
@@ -91,11 +97,13 @@ class Reading:
 
 
 def judge(waits: dict[int, ProcessWaits], now: float, *, skip: Iterable[int] = (),
-          background: Iterable[int] = (), looping: Iterable[tuple[int, int]] = ()
-          ) -> Reading:
+          background: Iterable[int] = (), looping: Iterable[tuple[int, int]] = (),
+          elsewhere: frozenset[str] = frozenset()) -> Reading:
     """Class each thread of ``waits`` but those in ``skip`` (tids). Threads whose every peer is
     a ``background`` pid wait on the session's channel, not the program, and are left out.
-    ``looping`` holds the (pid, tid) seen re-arming earlier in the call they sit in."""
+    ``looping`` holds the (pid, tid) seen re-arming earlier in the call they sit in.
+    ``elsewhere`` holds the addresses ("host:port") the run's processes on other nodes hold: a
+    wait on one of them stays inside the run."""
     skipped, quiet, loops = set(skip), set(background), set(looping)
     reading = Reading(at=now)
     for pid, record in waits.items():
@@ -110,11 +118,15 @@ def judge(waits: dict[int, ProcessWaits], now: float, *, skip: Iterable[int] = (
             if wait.peers and all(p.pid in quiet for p in wait.peers):
                 continue
             looped = (pid, wait.tid) in loops
-            reading.threads.append(Judged(pid, wait, classify(wait, now, looped)))
+            remote = _remote_peers(wait, elsewhere)
+            reading.threads.append(Judged(pid, wait, classify(wait, now, looped, remote),
+                                          elsewhere=bool(remote)))
     return reading
 
 
-def classify(wait: ThreadWait, now: float, looped: bool = False) -> Class:
+def classify(wait: ThreadWait, now: float, looped: bool = False,
+             remote: frozenset[int] = frozenset()) -> Class:
+    """``remote`` holds the fds whose other end is a process of the run on another node."""
     if looped and wait.syscall == "restart_syscall":
         return Class.POLLING  # a loop's timed wait, restarted after a py-spy stop
     if wait.kind == "running" or wait.syscall is None:
@@ -124,7 +136,7 @@ def classify(wait: ThreadWait, now: float, looped: bool = False) -> Class:
         return Class.OUTSIDE  # uninterruptible I/O: a disk, a network file system
     if state not in ("S", "I") or wait.kind not in CLOSABLE_KINDS:
         return Class.UNKNOWN  # stopped by a debugger, or a signal wait
-    if _reaches_outside(wait):
+    if _reaches_outside(wait, remote):
         return Class.OUTSIDE
     if wait.polling or looped:
         # A poll over fds that all stay in the tree is an event loop whose timer only keeps
@@ -139,10 +151,18 @@ def classify(wait: ThreadWait, now: float, looped: bool = False) -> Class:
     return Class.TIMER
 
 
-def _reaches_outside(wait: ThreadWait) -> bool:
-    if any(not p.inside for p in wait.peers):
+def _reaches_outside(wait: ThreadWait, remote: frozenset[int]) -> bool:
+    if any(not p.inside and p.fd not in remote for p in wait.peers):
         return True
-    return any(_fd_outside(ref, wait) for ref in wait.fds)
+    return any(_fd_outside(ref, wait) for ref in wait.fds if ref.fd not in remote)
+
+
+def _remote_peers(wait: ThreadWait, elsewhere: frozenset[str]) -> frozenset[int]:
+    """The fds of ``wait`` connected to an address a process of the run holds on another node."""
+    if not elsewhere:
+        return frozenset()
+    return frozenset(ref.fd for ref in wait.fds if ref.remote is not None
+                     and ref.remote in elsewhere)
 
 
 def _fd_outside(ref: FdRef, wait: ThreadWait) -> bool:
@@ -183,3 +203,4 @@ def cycle(reading: Reading) -> list[int]:
             path.append(step)
             seen.add(step)
     return []
+

@@ -87,6 +87,9 @@ class Watch:
             evidence["signal"] = signal.Signals(self.signal_number).name
         if trigger is Trigger.STALL and self.stall is not None:
             evidence.update(self.stall.evidence())
+        elif self.stall is not None and self.stall.waiting_on is not None:
+            # Why detection did not call it first: "pid 42 tid 42: sleeps until 10:55:12, in 14 s"
+            evidence["not_called_because"] = self.stall.waiting_on
         return evidence
 
 

@@ -9,15 +9,17 @@ Python stacks (py-spy) taken across the window equal. Anything else restarts bot
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import psutil
 
-from .detect import Class, Reading, cycle, describe, judge
+from .detect import Class, Judged, Reading, cycle, describe, judge
 from .dump import dump_many
-from .kernel import ProcessWaits, read_waits
+from .kernel import ProcessWaits, held_addresses, read_waits
 from .tree import ProcessTracker
 
 SAMPLE_S = 0.5
@@ -38,12 +40,27 @@ class Scope:
     background: frozenset[int] = frozenset()
 
 
+class OtherNodes(Protocol):
+    """The run's processes on other nodes (a job's), as far as detection needs them."""
+
+    def addresses(self) -> frozenset[str]:
+        """The TCP addresses their processes hold."""
+
+    def share(self, quiet: str | None, addresses: frozenset[str]) -> None:
+        """Publish this node's latest reading ("closed", "polling" or None) and addresses."""
+
+    def agree(self, rule: str) -> bool:
+        """Whether every other node is as quiet (closed, for a closed wait) and this node is the
+        first to call the job's hang."""
+
+
 @dataclass
 class StallDetector:
     """Feed it every poll of the watch (``observe``); True once a rule fired (``rule``)."""
 
     window_s: float  # how long polling without progress must last
     scope: Scope | None = None
+    others: OtherNodes | None = None
     rule: str | None = None
     readings: int = 0
     stack_samples: int = 0
@@ -52,6 +69,7 @@ class StallDetector:
     _closed: Reading | None = None  # the last reading, when it was closed
     _python_loops: set[tuple[int, int]] = field(default_factory=set)
     _looping: dict[tuple[int, int], int | None] = field(default_factory=dict)
+    _loop_threads: set[tuple[int, int]] = field(default_factory=set)  # seen looping, ever
     _poll_since: float | None = None
     _poll_cpu: dict[int, float] = field(default_factory=dict)
     _stacks: frozenset | None = None
@@ -73,14 +91,25 @@ class StallDetector:
         waits = read_waits([*pids, *background], previous=self._previous)
         self._previous = waits
         self.readings += 1
-        reading = judge({pid: w for pid, w in waits.items() if pid not in background},
-                        time.time(), skip=skip, looping=set(self._looping), background=background)
+        own = {pid: w for pid, w in waits.items() if pid not in background}
+        elsewhere: frozenset[str] = frozenset()
+        if self.others is not None:  # this harness talks to the job's store: part of the run
+            harness = held_addresses([os.getpid()])
+            elsewhere = self.others.addresses() | harness
+        reading = judge(own, time.time(), skip=skip, looping=set(self._looping),
+                        background=background, elsewhere=elsewhere)
         self._remember_loops(reading)
         reading.as_polling(self._python_loops)
-        if self._closed_confirmed(reading) and not self._runs_python(reading):
+        closed = self._closed_confirmed(reading) and not self._runs_python(reading)
+        polling = reading.polling or self._loop_woke(reading)
+        if self.others is not None:
+            quiet = "closed" if closed else "polling" if polling else None
+            self.others.share(quiet, held_addresses(own) | harness)
+        if closed:
             self._facts = {"confirmed_in_s": round(SAMPLE_S * 2, 1)}
-            return self._fire("closed wait", reading)
-        if not reading.polling:
+            if self._agreed("closed wait", reading):
+                return self._fire("closed wait", reading)
+        if not polling:
             self._poll_since, self._stacks = None, None
             self._facts = {"waiting_on": reading.blocker()}
             return False
@@ -121,7 +150,27 @@ class StallDetector:
         self._facts = {"quiet_for_s": round(now - self._poll_since, 3),
                        "cpu_in_window_s": round(sum(cpu.values()) - sum(
                            self._poll_cpu.get(p, 0.0) for p in cpu), 3)}
+        if not self._agreed("polling without progress", reading):
+            return False
         return self._fire("polling without progress", reading)
+
+    def _loop_woke(self, reading: Reading) -> bool:
+        """Whether all that keeps ``reading`` from polling is loops caught awake (running, or
+        back in their timed wait with the re-arm not yet seen): a loop's wake-up is not
+        progress; its CPU, if any, is counted by the window."""
+        awake = reading.of(Class.RUNNING, Class.TIMER)
+        return (bool(awake) and not reading.of(Class.OUTSIDE, Class.UNKNOWN)
+                and all((j.pid, j.wait.tid) in self._loop_threads and (
+                    j.cls is Class.RUNNING or _due(j, reading.at)) for j in awake))
+
+    def _agreed(self, rule: str, reading: Reading) -> bool:
+        """A reading that leans on another node is the job's to call: every node must agree."""
+        if not reading.elsewhere or self.others is None:
+            return True
+        if self.others.agree(rule):
+            self._facts["nodes_agreed"] = True
+            return True
+        return False
 
     def _fire(self, rule: str, reading: Reading) -> bool:
         self.rule = rule
@@ -143,10 +192,13 @@ class StallDetector:
                                               or calls[key][1] == "restart_syscall")}
         self._looping.update({(j.pid, j.wait.tid): j.wait.number for j in reading.threads
                               if j.wait.polling and j.wait.syscall != "restart_syscall"})
+        self._loop_threads.update((j.pid, j.wait.tid)
+                                  for j in reading.of(Class.POLLING, Class.EVENT_LOOP))
 
     def _restart(self) -> None:
         self._closed, self._poll_since, self._stacks = None, None, None
         self._looping.clear()
+        self._loop_threads.clear()
 
     def _cpu(self, pids: list[int]) -> dict[int, float]:
         current: dict[int, float] = {}
@@ -184,6 +236,17 @@ class StallDetector:
             for t in dump.threads
         )
 
+    @property
+    def waiting_on(self) -> str | None:
+        """What kept the latest reading from being a hang, in words (None: nothing read yet)."""
+        return self._facts.get("waiting_on")  # type: ignore[return-value]
+
     def evidence(self) -> dict[str, object]:
         return {"rule": self.rule or "stall", "window_s": self.window_s,
                 "readings": self.readings, "stack_samples": self.stack_samples, **self._facts}
+
+
+def _due(judged: Judged, now: float) -> bool:
+    """A timed wait that ends within a sample: a loop's short wait, not a long one-shot sleep."""
+    deadline = judged.wait.deadline
+    return deadline is not None and deadline - now <= 2 * SAMPLE_S

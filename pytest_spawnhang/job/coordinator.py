@@ -4,6 +4,10 @@ Keys (under ``spawnhang/<job id>/``): ``trigger`` ("<node> <trigger>", set once,
 node to call a hang), ``joined/<node>`` (the host), ``report/<node>`` (that node's report JSON,
 published after its dump and before its reap). A node waits at most ``wait_s`` for the others'
 reports; those that never came are named missing in the merged report.
+
+For hang detection across nodes (docs/stall.md), each node also keeps ``waits/<node>`` current:
+its latest reading ("closed", "polling" or none), the TCP addresses its processes hold, and when;
+``detected`` names the one node that calls a hang every node agrees on.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ from .store import Store, open_store
 
 POLL_S = 0.05  # how often a node looks for another's trigger (one small request)
 WAIT_S = 10.0  # how long a node waits for the others' reports
+# A node whose reading is older than this is not watching (its harness died, or its clock is
+# far off): it cannot agree to a hang, so its waits fall to the deadline.
+STALE_S = 5.0
+# Which readings of the other nodes agree with a rule this node would call.
+AGREES = {"closed wait": {"closed"}, "polling without progress": {"closed", "polling"}}
 
 
 class Coordinator:
@@ -35,6 +44,8 @@ class Coordinator:
         self.done = threading.Event()  # this node is past its trigger: stop listening
         self.problem: str | None = None
         self.merged: Report | None = None
+        self._lock = threading.Lock()  # the store's client is shared by two threads
+        self._waits: dict[int, dict] = {}  # the other nodes' latest readings
 
     def start(self, fire: Callable[[str], None]) -> None:
         """Open the store and listen for a trigger in a thread; ``fire(trigger)`` ends the watch."""
@@ -53,13 +64,48 @@ class Coordinator:
             self.ready.set()
         while not self.done.wait(POLL_S):
             try:
-                value = self.store.get("trigger")
+                with self._lock:
+                    value = self.store.get("trigger")
             except Exception:  # the store went away (its host ended): nobody can fire us now
                 return
             if value is not None:
                 if int(value.split()[0]) != self.member.node_rank and not self.done.is_set():
                     fire("job")
                 return
+
+    # -- the detector's view of the other nodes (engine.OtherNodes) ----------------------------
+
+    def addresses(self) -> frozenset[str]:
+        return frozenset(a for state in self._waits.values() for a in state["addresses"])
+
+    def share(self, quiet: str | None, addresses: frozenset[str]) -> None:
+        if self.store is None or self.done.is_set():
+            return
+        me = self.member.node_rank
+        state = {"quiet": quiet, "addresses": sorted(addresses), "at": time.time()}
+        try:
+            with self._lock:
+                self.store.set(f"waits/{me}", json.dumps(state).encode())
+                found = {node: self.store.get(f"waits/{node}")
+                         for node in range(self.member.nnodes) if node != me}
+        except Exception:  # the store went away: no node can agree any more
+            self._waits = {}
+            return
+        self._waits = {node: json.loads(data) for node, data in found.items() if data}
+
+    def agree(self, rule: str) -> bool:
+        if self.store is None or len(self._waits) < self.member.nnodes - 1:
+            return False
+        now = time.time()
+        if not all(now - state["at"] < STALE_S and state["quiet"] in AGREES[rule]
+                   for state in self._waits.values()):
+            return False
+        me = str(self.member.node_rank).encode()
+        try:
+            with self._lock:
+                return self.store.first("detected", me) == me
+        except Exception:
+            return False
 
     def after_dump(self, report: Report) -> None:
         """Between the dump and the reap: say we called it (if we did), publish our part, wait

@@ -138,6 +138,8 @@ def capture_hang(job: Job, settings: Settings, signal_name: str | None = None) -
     else:
         why = str(evidence.get("rule", "stall"))
     summary = report.diagnosis.summary
+    if "not_called_because" in evidence:  # why detection left it to the deadline
+        summary += f"\ndetection did not call it: {evidence['not_called_because']}"
     message = (f"spawnhang: {report.verdict} after {report.duration_s:.1f}s ({why}); dumped and "
                f"reaped {reaped} process(es) of the test\n{summary}\nreport: {stacks}")
     headline = next((line for line in summary.splitlines() if line.strip()), "")

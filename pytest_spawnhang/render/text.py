@@ -13,6 +13,12 @@ def render_report(report: Report) -> str:
     ]
     if report.exit_code is not None:
         head.append(f"exit code: {report.exit_code}")
+    evidence = report.evidence
+    if "rule" in evidence:  # how detection called it (docs/stall.md)
+        head.append(f"called by: {evidence['rule']}"
+                    + (f" ({evidence['cycle']})" if "cycle" in evidence else ""))
+    if "not_called_because" in evidence:
+        head.append(f"detection did not call it: {evidence['not_called_because']}")
     parts = ["\n".join(head), report.diagnosis.summary]
     if report.failure is not None:
         who = f"rank {report.failure.rank}" if report.failure.rank is not None else "the program"

@@ -3,7 +3,7 @@ native stacks for processes that are not Python. Standard library only."""
 
 from .native import NativeFrame, NativeStack, native_stack
 from .records import KINDS, FdRef, Peer, ProcessWaits, ThreadWait
-from .waits import read_waits
+from .waits import held_addresses, read_waits
 
 __all__ = ["KINDS", "FdRef", "NativeFrame", "NativeStack", "Peer", "ProcessWaits", "ThreadWait",
-           "native_stack", "read_waits"]
+           "held_addresses", "native_stack", "read_waits"]

@@ -39,6 +39,15 @@ class TreeIndex:
                         self._holders[link].append((pid, fd, mode))
         return self._holders.get(target, [])
 
+    def tcp_addresses(self) -> frozenset[str]:
+        """The TCP addresses ("host:port") the tree's processes hold, bound or connected."""
+        self.holders("")  # indexes every fd of the tree
+        assert self._holders is not None
+        inet = self.inet()
+        inodes = (int(m.group(2)) for m in map(INODE.match, self._holders)
+                  if m and m.group(1) == "socket")
+        return frozenset(inet[i].local for i in inodes if i in inet and inet[i].kind == "tcp")
+
     def unix(self) -> dict[int, sockets.UnixSocket]:
         if self._unix is None:
             self._unix = sockets.unix_sockets()

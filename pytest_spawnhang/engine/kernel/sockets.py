@@ -120,4 +120,6 @@ def _endpoint(family: int, address: bytes, port: bytes) -> str:
     size = 4 if family == socket.AF_INET else 16
     host = socket.inet_ntop(family, address[:size])
     number = int.from_bytes(port, "big")
+    if host.startswith("::ffff:") and "." in host:  # IPv4 on a dual-stack socket: one spelling
+        host, family = host[len("::ffff:"):], socket.AF_INET
     return f"[{host}]:{number}" if family == socket.AF_INET6 else f"{host}:{number}"

@@ -30,6 +30,12 @@ def read_waits(pids: Iterable[int], *,
     return out
 
 
+def held_addresses(pids: Iterable[int]) -> frozenset[str]:
+    """The TCP addresses the processes ``pids`` hold: how other nodes of a job know a wait on
+    one of them as a wait inside the run."""
+    return TreeIndex(set(pids)).tcp_addresses()
+
+
 def _read_process(pid: int, index: TreeIndex) -> ProcessWaits:
     record = ProcessWaits(pid=pid)
     try:
