@@ -188,3 +188,24 @@ def test_a_deadline_that_fires_says_why_detection_did_not(run_cli):
     assert run.report.trigger == "deadline"
     assert "sleeps until" in run.report.evidence["not_called_because"]
     assert "detection did not call it: pid " in (run.report_dir / "report.txt").read_text()
+
+
+def test_a_wait_on_another_nodes_address_is_inside_the_run():
+    """Pure rule: the same socket wait is outside the tree on its own, and the job's to judge
+    once the address is known to be held by a process of the run on another node."""
+    from pytest_spawnhang.engine.detect import Class, judge
+    from pytest_spawnhang.engine.kernel import FdRef, Peer, ProcessWaits, ThreadWait
+
+    ref = FdRef(fd=5, what="tcp", target="socket:[1]", local="10.0.0.1:4000",
+                remote="10.0.0.2:5000")
+    wait = ThreadWait(tid=7, kind="read", syscall="recvfrom", number=45, endless=True,
+                      fds=[ref], state="S (sleeping)",
+                      peers=[Peer(None, "peer socket held by", fd=5, inside=False,
+                                  address="10.0.0.2:5000")])
+    waits = {7: ProcessWaits(pid=7, threads=[wait])}
+    alone = judge(waits, now=0.0)
+    assert [j.cls for j in alone.threads] == [Class.OUTSIDE]
+    assert not alone.elsewhere and not alone.closed
+    job = judge(waits, now=0.0, elsewhere=frozenset({"10.0.0.2:5000"}))
+    assert [j.cls for j in job.threads] == [Class.ENDLESS]
+    assert job.elsewhere and job.closed

@@ -19,6 +19,7 @@ import psutil
 import pytest
 from helpers import SCENARIOS, processes_with_token
 
+from pytest_spawnhang.job import Coordinator, Membership
 from pytest_spawnhang.model import Report
 
 pytest.importorskip("torch")
@@ -175,6 +176,27 @@ def test_two_node_hang_on_loopback_gives_one_verdict_on_both_nodes(job):
     caller = next(n.rank for n in nodes if n.own.trigger == "stall")
     assert again.job.root_cause_ranks == [3] and again.job.first_node == caller
     assert "=== node 1 (host " in done.stdout
+
+
+def test_nodes_agree_to_a_hang_only_when_every_other_node_is_as_quiet(tmp_path):
+    """Two coordinators meeting in a directory store: the agreement the detectors ask for."""
+    nodes = [Coordinator(Membership("j", rank, 2, "host", job_dir=tmp_path)) for rank in (0, 1)]
+    for node in nodes:
+        node.start(lambda trigger: None)
+        assert node.ready.wait(10) and node.problem is None
+    try:
+        assert not nodes[0].agree("polling without progress")  # node 1 has said nothing yet
+        nodes[1].share("polling", frozenset({"127.0.0.1:2"}))
+        nodes[0].share("closed", frozenset({"127.0.0.1:1"}))
+        assert nodes[0].addresses() == {"127.0.0.1:2"}
+        assert not nodes[0].agree("closed wait")  # node 1 only polls
+        assert nodes[0].agree("polling without progress")  # and node 0 claims the call
+        nodes[1].share("closed", frozenset({"127.0.0.1:2"}))
+        assert nodes[1].addresses() == {"127.0.0.1:1"}
+        assert not nodes[1].agree("polling without progress")  # claimed by node 0 already
+    finally:
+        for node in nodes:
+            node.done.set()
 
 
 @pytest.mark.parametrize(("args", "message"), [
