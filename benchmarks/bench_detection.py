@@ -2,7 +2,8 @@
 with a deadline alone (detection off), side by side in one run; and what watching costs, as a
 share of one core, for an idle 6-process tree and a 74-process tree.
 
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_detection.py [--deadline 30] [--seconds 20]
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_detection.py [--deadline 30] [--seconds 20] \
+        [--legacy-python .venv-legacy/bin/python]
 
 The deadline runs wait the whole deadline by design, so both runs of a case go at once (idle
 waits). Prints markdown tables.
@@ -26,7 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "tests" / "scenarios"
 CASES = [("queue-join deadlock", ["queue_deadlock.py"]),
          ("gloo barrier/recv mismatch, 2 ranks", ["gloo_mismatch.py", "2"]),
-         ("worker left with a non-daemon thread", ["nondaemon_thread.py"])]
+         ("worker left with a non-daemon thread", ["nondaemon_thread.py"]),
+         ("DataLoader worker stuck in __getitem__", ["dataloader_stuck.py"]),
+         ("lock-order deadlock between two threads", ["lock_order.py"])]
+# The issue's hang needs wandb 0.10.x: run by --legacy-python (.venv-legacy/bin/python).
+LEGACY_CASE = ("wandb 0.10.31 rank 0 joined at exit (the issue)", ["diag_wandb_rank0.py", "2"])
 # A healthy idle tree: a parent and its children, each in a long one-shot sleep (never called,
 # so the detector keeps reading it at its steady rate).
 IDLE_TREE = ("import subprocess, sys, time\n"
@@ -35,13 +40,14 @@ IDLE_TREE = ("import subprocess, sys, time\n"
              "time.sleep(600)\n")
 
 
-def verdict(options: list[str], script: list[str]) -> tuple[float, str]:
+def verdict(options: list[str], script: list[str], python: str = sys.executable
+            ) -> tuple[float, str]:
     """Seconds to the report's verdict, and the rule that fired."""
     directory = tempfile.mkdtemp()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(SCENARIOS)]),
                WANDB_MODE="offline")
     subprocess.run([sys.executable, "-m", "pytest_spawnhang", "run", "--report-dir", directory,
-                    *options, "--", sys.executable, str(SCENARIOS / script[0]), *script[1:]],
+                    *options, "--", python, str(SCENARIOS / script[0]), *script[1:]],
                    env=env, capture_output=True, timeout=600)
     report = json.loads((Path(directory) / "report.json").read_text())
     return report["duration_s"], report["evidence"].get("rule", report["trigger"])
@@ -83,15 +89,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--deadline", type=float, default=30.0)
     parser.add_argument("--seconds", type=float, default=20.0, help="per cost measurement")
+    parser.add_argument("--legacy-python", help="an interpreter with wandb 0.10.x, for the "
+                        "issue's own hang")
     args = parser.parse_args()
+    cases = [(name, script, sys.executable) for name, script in CASES]
+    if args.legacy_python:
+        cases.append((*LEGACY_CASE, args.legacy_python))
     print(f"time to verdict: nothing configured, beside detection off with a {args.deadline:.0f}s"
           " deadline\n")
     print("| case | nothing configured | rule | deadline only | ratio |\n|---|---|---|---|---|")
-    for name, script in CASES:
+    for name, script, python in cases:
         with ThreadPoolExecutor(2) as pool:
-            detected = pool.submit(verdict, [], script)
+            detected = pool.submit(verdict, [], script, python)
             deadline = pool.submit(verdict, ["--stall", "off", "--timeout",
-                                             str(args.deadline)], script)
+                                             str(args.deadline)], script, python)
             (fast, rule), (slow, _) = detected.result(), deadline.result()
         print(f"| {name} | {fast:.1f}s | {rule} | {slow:.1f}s | {slow / fast:.0f}x |")
     print("\nwatching cost, share of one core (the watching process, over an idle tree)\n")

@@ -21,22 +21,50 @@ def has_children() -> bool:
 
 def direct_children() -> frozenset[int]:
     """This process's children, read from /proc without scanning every process."""
+    return children_of("self")
+
+
+def children_of(pid: int | str) -> frozenset[int]:
+    """The children of ``pid`` (of any of its threads), from /proc/<pid>/task/*/children: a
+    read per thread, where psutil reads every process on the machine. Empty once it ended."""
     pids: set[int] = set()
-    for tid in os.listdir("/proc/self/task"):
-        try:  # os.open and os.read: half the cost of open(), and this may run once per test
-            fd = os.open(f"/proc/self/task/{tid}/children", os.O_RDONLY)
-        except FileNotFoundError:  # the thread has ended since listdir
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:  # ended, or not ours to read
+        return frozenset()
+    for tid in tids:
+        try:  # os.open and os.read: half the cost of open(), and this runs once per test
+            fd = os.open(f"/proc/{pid}/task/{tid}/children", os.O_RDONLY)
+        except OSError:  # the thread has ended since listdir
             continue
         try:
             pids.update(map(int, os.read(fd, 1 << 20).split()))
+        except OSError:
+            continue
         finally:
             os.close(fd)
     return frozenset(pids)
 
 
+def descendants(root: int, exclude: frozenset[int] = frozenset()) -> list[int]:
+    """Every process below ``root``, parents before children, leaving out the subtrees of
+    ``exclude``."""
+    found, todo = [], [root]
+    while todo:
+        for kid in children_of(todo.pop()):
+            if kid not in exclude:
+                found.append(kid)
+                todo.append(kid)
+    return found
+
+
 if not os.path.exists(f"/proc/self/task/{threading.get_native_id()}/children"):
 
-    def direct_children() -> frozenset[int]:  # a kernel without CONFIG_PROC_CHILDREN
+    def children_of(pid: int | str) -> frozenset[int]:  # a kernel without CONFIG_PROC_CHILDREN
         import psutil
 
-        return frozenset(p.pid for p in psutil.Process().children())
+        try:
+            return frozenset(p.pid for p in psutil.Process(
+                None if pid == "self" else int(pid)).children())
+        except psutil.Error:
+            return frozenset()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from .children import direct_children
+from .children import descendants, direct_children
 
 
 @dataclass
@@ -81,22 +81,25 @@ class ProcessTracker:
 
     def _poll(self) -> int:
         changes = 0
-        try:
-            children = psutil.Process(self.root_pid).children(recursive=True)
-        except psutil.Error:
-            children = []
         current = set()
-        for proc in children:
-            if proc.pid in self._exclude or self._excluded_ancestor(proc):
-                continue
-            current.add(proc.pid)
-            known = self._seen.get(proc.pid)
-            if known is not None and known.process == proc:  # same pid and create time
-                if known.gone:
-                    known.gone, changes = False, changes + 1
+        # A walk of /proc/<pid>/task/*/children from the root: reads per process of the tree,
+        # where psutil's children() reads every process of the machine (most of the cost of
+        # watching an idle tree). A pid seen alive at the last poll is taken to be the same
+        # process: reusing it would need it to end and the pid to wrap within one poll.
+        for pid in descendants(self.root_pid, self._exclude):
+            current.add(pid)
+            known = self._seen.get(pid)
+            if known is not None and not known.gone:
                 if known.sightings == 1:  # what it runs now, if it was seen before its exec
                     _redescribe(known)
                 known.sightings += 1
+                continue
+            try:
+                proc = psutil.Process(pid)
+            except psutil.Error:  # ended since the walk
+                continue
+            if known is not None and known.process == proc:  # same pid and create time
+                known.gone, changes = False, changes + 1
                 continue
             self.track(proc)
             changes += proc.pid in self._seen
