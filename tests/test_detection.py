@@ -132,7 +132,7 @@ def test_stall_off_leaves_the_deadline(run_cli):
 
 @pytest.mark.parametrize("script,args", [
     ("sleep_once.py", ("12",)),       # a one-shot sleep longer than the polling window
-    ("queue_poller.py", ("1", "12")),  # get(timeout=1) in a loop, one item after 12 s
+    ("queue_poller.py", ("2", "10")),  # get(timeout=1) in a loop, an item every 10 s
     ("busy_worker.py", ("4",)),        # CPU-bound, in one unchanging frame
 ])
 def test_healthy_quiet_programs_are_never_called(run_cli, script, args):
@@ -154,14 +154,15 @@ def test_a_wait_on_a_server_outside_the_run_is_never_called(run_cli):
             conn, _ = server.accept()
             with conn:
                 conn.recv(64)
-                answered.wait(6)  # the slow server: the behaviour under test, not a sync
+                # The slow server, twice the polling window: the behaviour under test.
+                answered.wait(20)
                 conn.sendall(b"answer\n")
 
         thread = threading.Thread(target=answer_slowly, daemon=True)
         thread.start()
         host, port = server.getsockname()
         run = run_cli("outside_server.py", f"{host}:{port}")
-        thread.join(timeout=10)
+        thread.join(timeout=30)
     assert run.status == 0, run.stderr
     assert (run.report.verdict, run.report.trigger) == ("exit", "exit")
     assert run.leftovers == []

@@ -196,9 +196,13 @@ class StallDetector:
                                   for j in reading.of(Class.POLLING, Class.EVENT_LOOP))
 
     def _restart(self) -> None:
+        # A process started or ended: the waits it ended re-armed once (a join's poll moving to
+        # the next child), which is no loop. Start afresh, from a new first reading.
         self._closed, self._poll_since, self._stacks = None, None, None
+        self._previous = None
         self._looping.clear()
         self._loop_threads.clear()
+        self._python_loops.clear()
 
     def _cpu(self, pids: list[int]) -> dict[int, float]:
         current: dict[int, float] = {}
