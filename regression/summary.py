@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from pytest_spawnhang.values import DEFAULT_STALL_S
+
 ROOT = "regression/"
 TABLES = "regression/test_tables.py::"
 WORDS = {"hang": ("hang", "caught and explained"), "exit": ("exit", "")}
@@ -21,7 +23,8 @@ class MatrixSummary:
         self.skips: Counter[str] = Counter()  # reason, up to its first colon -> tests
         self.tables = 0
         self.failed: set[str] = set()
-        self.hangs: list[tuple[str, str]] = []  # (node id, diagnosis summary)
+        self.hangs: list[tuple[str, str, str]] = []  # (node id, how it was called, diagnosis)
+        self.quiet_s = 0.0  # the longest quiet polling of a variant that exits
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not report.nodeid.startswith(ROOT):
@@ -37,19 +40,26 @@ class MatrixSummary:
                 self.tables += report.nodeid.startswith(TABLES)
                 return
             self.verdicts[props["matrix_verdict"], props["matrix_wandb"]] += 1
+            if props["matrix_verdict"] == "exit":
+                self.quiet_s = max(self.quiet_s, props.get("matrix_longest_quiet_s", 0.0))
             if props["matrix_verdict"] == "hang":
-                self.hangs.append((report.nodeid, props["matrix_diagnosis"]))
+                self.hangs.append((report.nodeid, props.get("matrix_called_by", "?"),
+                                   props["matrix_diagnosis"]))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         line = summary_line(self.verdicts, self.tables, len(self.failed), self.skips)
         if line is None:
             return
         terminalreporter.section("spawnhang matrix")
-        for nodeid, diagnosis in sorted(self.hangs):
-            terminalreporter.write_line(f"CAUGHT {nodeid.split('::')[-1]}")
+        for nodeid, called_by, diagnosis in sorted(self.hangs):
+            terminalreporter.write_line(f"CAUGHT {nodeid.split('::')[-1]} ({called_by})")
             for text in diagnosis.splitlines():
                 terminalreporter.write_line(f"    {text}")
         terminalreporter.write_line(line)
+        if self.verdicts:
+            terminalreporter.write_line(
+                f"spawnhang: longest quiet polling in a variant that exits: {self.quiet_s:.1f}s "
+                f"(hang detection's default window: {DEFAULT_STALL_S:g}s)")
 
 
 def summary_line(verdicts: Counter[tuple[str, str]], tables: int, failed: int,

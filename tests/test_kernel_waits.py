@@ -137,6 +137,30 @@ def test_unix_socket_peer_is_the_process_holding_the_other_end(start):
     assert [(p.pid, p.relation) for p in recv.peers] == [(parent.pid, "peer socket held by")]
 
 
+PTY_READER = """
+import os, subprocess, sys
+master, terminal = os.openpty()
+# A child writes nothing but keeps the terminal open; the parent reads the master, as wandb
+# 0.10's console capture does.
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], stdout=terminal)
+print(child.pid, flush=True)
+os.read(master, 1)
+"""
+
+
+def test_a_pseudo_terminal_master_points_at_whoever_holds_the_terminal(start):
+    reader = start(PTY_READER)
+    child = int(reader.stdout.readline())
+    found = wait_in(reader.pid, "read", pids=[reader.pid, child])
+    read = main_wait(found, reader.pid)
+    assert [f.what for f in read.fds] == ["pty"]
+    terminal = read.fds[0].remote
+    assert terminal is not None and terminal.startswith("/dev/pts/")
+    assert sorted((p.pid, p.relation) for p in read.peers) == sorted(
+        [(reader.pid, "terminal held by (itself)"), (child, "terminal held by")])
+    assert f"read on /dev/ptmx -> {terminal}" in read.describe()
+
+
 SERVER = """
 import socket, threading
 server = socket.create_server(("127.0.0.1", 0))

@@ -25,7 +25,7 @@ CLOSABLE_KINDS = frozenset({"sleep", "lock", "read", "write", "poll", "child", "
 # What an fd is, and whether a wait on it stays inside the tree: "peers" asks the peers the
 # kernel found, "inside" needs none (only the tree's own threads share it), "outside" means a
 # process or device beyond the tree (a terminal, a FIFO path, a timerfd) could end the wait.
-FD_REACH = {"pipe": "peers", "unix": "peers", "tcp": "peers", "udp": "peers",
+FD_REACH = {"pipe": "peers", "unix": "peers", "tcp": "peers", "udp": "peers", "pty": "peers",
             "eventfd": "inside", "file": "outside", "other": "outside"}
 
 

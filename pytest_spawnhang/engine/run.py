@@ -175,6 +175,8 @@ def run_command(
                              evidence=watch.evidence(trigger))
         proc.wait()
     report.timings["trigger_to_report_s"] = time.monotonic() - fired
+    if watch.stall is not None:  # how near a healthy run came to the polling window
+        report.timings["longest_quiet_s"] = round(watch.stall.longest_quiet_s, 3)
     tee.join(timeout=1.0)
     return report
 

@@ -64,6 +64,7 @@ class StallDetector:
     rule: str | None = None
     readings: int = 0
     stack_samples: int = 0
+    longest_quiet_s: float = 0.0  # the longest stretch of quiet polling seen, called or not
     _last_at: float = 0.0
     _previous: dict[int, ProcessWaits] | None = None
     _closed: Reading | None = None  # the last reading, when it was closed
@@ -140,6 +141,7 @@ class StallDetector:
         if self._poll_since is None or self._cpu_moved(cpu, now):
             self._poll_since, self._poll_cpu, self._stacks = now, cpu, None
             return False
+        self.longest_quiet_s = max(self.longest_quiet_s, now - self._poll_since)
         if self._stacks is None and now - self._poll_since >= self.window_s / 2:
             self._stacks = self._stack_sample(pids)
         if now - self._poll_since < self.window_s or self._stacks is None:

@@ -17,6 +17,7 @@ from .syscalls import signed32
 
 INODE = re.compile(r"^(pipe|socket):\[(\d+)\]$")
 ANON_KINDS = {"anon_inode:[eventfd]": "eventfd"}
+PTY_MASTER, PTY_SLAVES = "/dev/ptmx", "/dev/pts/"
 OTHER_END = {"r": "write end held by", "w": "read end held by"}
 WANTED_MODE = {"r": "w", "w": "r"}
 P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
@@ -35,7 +36,7 @@ class TreeIndex:
             self._holders = defaultdict(list)
             for pid in self.pids:
                 for fd, link, mode in procfs.fd_links(pid):
-                    if INODE.match(link):
+                    if INODE.match(link) or link.startswith(PTY_SLAVES):
                         self._holders[link].append((pid, fd, mode))
         return self._holders.get(target, [])
 
@@ -66,8 +67,13 @@ class TreeIndex:
         what = "file" if target.startswith("/") else ANON_KINDS.get(target, "other")
         ref = FdRef(fd=fd, what=what, target=target,
                     inode=int(match.group(2)) if match else None)
-        ref.mode = procfs.open_mode(procfs.fdinfo(pid, fd))
-        if match and match.group(1) == "pipe":
+        info = procfs.fdinfo(pid, fd)
+        ref.mode = procfs.open_mode(info)
+        if target == PTY_MASTER and info.get("tty-index"):
+            # A pseudo-terminal's master (console capture: wandb 0.10 reads the program's own
+            # output this way); its other end is the terminal whose index fdinfo gives.
+            ref.what, ref.remote = "pty", f"/dev/pts/{info['tty-index'][0]}"
+        elif match and match.group(1) == "pipe":
             ref.what = "pipe"
         elif match:
             self._socket_kind(pid, ref)
@@ -89,7 +95,18 @@ class TreeIndex:
             return self._unix_peers(pid, ref)
         if ref.what in ("tcp", "udp"):
             return self._inet_peers(pid, ref)
+        if ref.what == "pty":
+            return self._pty_peers(pid, ref)
         return []
+
+    def _pty_peers(self, pid: int, ref: FdRef) -> list[Peer]:
+        # Whoever holds the terminal may write to it, the waiter included (its own stdout).
+        assert ref.remote is not None
+        holders = sorted({p for p, _fd, _mode in self.holders(ref.remote)})
+        if holders:
+            return [Peer(p, "terminal held by" + (" (itself)" if p == pid else ""), fd=ref.fd)
+                    for p in holders]
+        return [Peer(None, "terminal held by", fd=ref.fd, inside=False, address=ref.remote)]
 
     def _pipe_peers(self, pid: int, ref: FdRef) -> list[Peer]:
         # A pipe has one direction: our end's mode says which end the others must hold.

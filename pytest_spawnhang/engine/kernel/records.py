@@ -10,7 +10,7 @@ from typing import Any
 
 KINDS = ("sleep", "lock", "read", "write", "poll", "child", "accept", "connect", "other",
          "running")
-FD_WHATS = ("pipe", "unix", "tcp", "udp", "file", "eventfd", "other")
+FD_WHATS = ("pipe", "unix", "tcp", "udp", "pty", "file", "eventfd", "other")
 
 
 @dataclass
@@ -23,12 +23,14 @@ class FdRef:
     inode: int | None = None
     mode: str | None = None       # "r", "w" or "rw", from fdinfo's flags
     local: str | None = None      # "127.0.0.1:29500" for TCP/UDP, the bound name for unix
-    remote: str | None = None
+    remote: str | None = None     # the other end: "127.0.0.1:41000", a pty's "/dev/pts/3"
 
     @property
     def label(self) -> str:
         if self.what in ("tcp", "udp") and self.local:
             return f"{self.local}" + (f" -> {self.remote}" if self.remote else " (listening)")
+        if self.what == "pty":
+            return f"{self.target} -> {self.remote}"
         return self.target
 
     @classmethod
