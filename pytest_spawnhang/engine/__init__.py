@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     )
     from .children import direct_children, has_children
     from .run import Watch, exit_status, run_command
-    from .stall import Scope, StallDetector
+    from .stall import OtherNodes, Scope, StallDetector
     from .subreaper import become_subreaper
     from .tree import ProcessTracker, Seen, reap, settle
 
@@ -35,12 +35,12 @@ _HOMES = {
     "reap_stragglers": "capture", "roles_of": "capture", "snapshot": "capture",
     "direct_children": "children", "has_children": "children",
     "Watch": "run", "exit_status": "run", "run_command": "run",
-    "Scope": "stall", "StallDetector": "stall",
+    "OtherNodes": "stall", "Scope": "stall", "StallDetector": "stall",
     "become_subreaper": "subreaper",
     "ProcessTracker": "tree", "Seen": "tree", "reap": "tree", "settle": "tree",
 }
 __all__ = [  # the same names as _HOMES, spelled out for readers and linters
-    "CaptureOptions", "ProcessTracker", "Scope", "Seen", "StallDetector", "Watch",
+    "CaptureOptions", "OtherNodes", "ProcessTracker", "Scope", "Seen", "StallDetector", "Watch",
     "become_subreaper",
     "direct_children", "exit_status", "hang_report", "has_children", "new_report", "reap",
     "reap_stragglers", "roles_of", "run_command", "settle", "snapshot",
