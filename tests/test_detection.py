@@ -131,7 +131,7 @@ def test_stall_off_leaves_the_deadline(run_cli):
 
 
 @pytest.mark.parametrize("script,args", [
-    ("sleep_once.py", ("12",)),       # a one-shot sleep longer than the polling window
+    ("sleep_once.py", ("25",)),       # the case: a one-shot sleep, 2.5 windows long
     ("queue_poller.py", ("2", "10")),  # get(timeout=1) in a loop, an item every 10 s
     ("busy_worker.py", ("4",)),        # CPU-bound, in one unchanging frame
 ])
