@@ -210,3 +210,17 @@ def test_a_wait_on_another_nodes_address_is_inside_the_run():
     job = judge(waits, now=0.0, elsewhere=frozenset({"10.0.0.2:5000"}))
     assert [j.cls for j in job.threads] == [Class.ENDLESS]
     assert job.elsewhere and job.closed
+
+
+def test_lock_order_deadlock_in_one_process_is_called_and_named(run_cli):
+    """Two threads each hold the lock the other wants; the main thread joins them. The join
+    has two candidates, both blocked on a lock: whichever it joins never ends."""
+    run = run_cli("lock_order.py")
+    assert run.status == HANG, run.stderr
+    report = run.report
+    assert (report.trigger, report.evidence["rule"]) == ("stall", "closed wait")
+    lines = report.diagnosis.summary.splitlines()
+    assert lines[0].startswith("launcher waits for thread 'Thread-")
+    assert lines[1].startswith("launcher (threads 'Thread-"), lines
+    assert "are blocked on a lock or event" in lines[1] and "lock_order.py:13" in lines[1]
+    assert run.leftovers == []

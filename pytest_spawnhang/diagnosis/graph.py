@@ -102,8 +102,12 @@ def _target_threads(scene: Scene, node: Node, selector: str) -> list[Thread]:
         return [t for t in others if not re.search(DAEMON_THREADS, t.name or "")]
     if selector.startswith("thread:"):
         return [t for t in others if re.search(selector.removeprefix("thread:"), t.name or "")]
-    # A bare Thread.join: whom it joins is only certain when there is one candidate.
-    return others if len(others) == 1 else []
+    # A bare Thread.join: whom it joins is only certain when there is one candidate, or when
+    # every candidate is blocked on a lock or event (whichever it joins, it never ends).
+    if len(others) == 1 or (others and all(
+            scene.reading((node[0], t.id)).state.kind == "lock" for t in others)):
+        return others
+    return []
 
 
 def _collective_edges(scene: Scene, node: Node,

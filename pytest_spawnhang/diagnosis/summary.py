@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..model import WaitEdge
 from .graph import Walk
 from .rules import Match
-from .states import PROCESS, Node, Scene
+from .states import PROCESS, Node, Scene, and_list
 
 MAX_LINES = 6
 # Kinds where a process is merely slow or waiting for the outside world, not stuck on the tree.
@@ -48,6 +48,12 @@ def _chain_lines(scene: Scene, edges: list[WaitEdge], walk: Walk) -> list[str]:
     for root in walk.roots:
         root_of.setdefault(root[0], root)
     groups: dict[str, list[Node]] = {}
+    # Threads of a launcher that its own join waits for (a deadlock inside one process).
+    for root in walk.roots:
+        if root[0] in launchers and root != scene.main_node(root[0]):
+            group = groups.setdefault(_what(scene, edges, root), [])
+            if root not in group:
+                group.append(root)
     for chain in walk.chains:
         for pid in chain:
             if pid in launchers:
@@ -69,9 +75,12 @@ def _node_line(scene: Scene, edges: list[WaitEdge], nodes: list[Node]) -> str:
         verb, _, rest = phrase.partition(" ")
         phrase = f"{_PLURAL.get(verb, verb)} {rest}"
     pids = list(dict.fromkeys(n[0] for n in nodes))
-    thread = scene.thread(nodes[0])
-    main = scene.main_node(nodes[0][0])
-    where = f" (thread '{thread.name}')" if thread and nodes[0] != main and thread.name else ""
+    where = ""
+    if len(pids) == 1:  # name the threads, unless it is the process's main one
+        named = [f"'{t.name}'" for n in nodes
+                 if n != scene.main_node(n[0]) and (t := scene.thread(n)) and t.name]
+        if named:
+            where = f" (thread{'s' if len(named) > 1 else ''} {and_list(named)})"
     return f"{scene.names(pids)}{where} {phrase}"
 
 
