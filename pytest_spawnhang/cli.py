@@ -14,6 +14,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -50,20 +51,20 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _seconds(text: str) -> float | None:
-    try:
-        return parse_seconds(text)
-    except SecondsError as exc:
-        problem = "must be a positive number" if exc.numeric else "not a number"
-        raise argparse.ArgumentTypeError(f"{problem} of seconds: {text!r}") from None
+def _in_seconds(parse: Callable[[str], float | None], also: str = ""
+                ) -> Callable[[str], float | None]:
+    """An argparse type from a ``values`` parser: its SecondsError becomes one line."""
+    def convert(text: str) -> float | None:
+        try:
+            return parse(text)
+        except SecondsError as exc:
+            problem = "must be a positive number" if exc.numeric else "not a number"
+            raise argparse.ArgumentTypeError(f"{problem} of seconds{also}: {text!r}") from None
+    return convert
 
 
-def _stall(text: str) -> float | None:
-    try:
-        return parse_stall(text)
-    except SecondsError as exc:
-        problem = "must be a positive number" if exc.numeric else "not a number"
-        raise argparse.ArgumentTypeError(f"{problem} of seconds, or off: {text!r}") from None
+_seconds = _in_seconds(parse_seconds)
+_stall = _in_seconds(parse_stall, ", or off")
 
 
 def _pid(text: str) -> int:
