@@ -47,24 +47,19 @@ def _chain_lines(scene: Scene, edges: list[WaitEdge], walk: Walk) -> list[str]:
     root_of: dict[int, Node] = {}
     for root in walk.roots:
         root_of.setdefault(root[0], root)
-    groups: dict[str, list[Node]] = {}
     # Threads of a launcher that its own join waits for (a deadlock inside one process).
-    for root in walk.roots:
-        if root[0] in launchers and root != scene.main_node(root[0]):
-            group = groups.setdefault(_what(scene, edges, root), [])
-            if root not in group:
-                group.append(root)
+    steps = [root for root in walk.roots
+             if root[0] in launchers and root != scene.main_node(root[0])]
     for chain in walk.chains:
         for pid in chain:
             if pid in launchers:
                 continue
-            nodes = [scene.main_node(pid)]
-            if pid == chain[-1] and root_of.get(pid, nodes[0]) != nodes[0]:
-                nodes.append(root_of[pid])
-            for node in nodes:
-                group = groups.setdefault(_what(scene, edges, node), [])
-                if node not in group:
-                    group.append(node)
+            steps.append(scene.main_node(pid))
+            if pid == chain[-1] and root_of.get(pid, steps[-1]) != steps[-1]:
+                steps.append(root_of[pid])
+    groups: dict[str, list[Node]] = {}
+    for node in dict.fromkeys(steps):  # in order, each once
+        groups.setdefault(_what(scene, edges, node), []).append(node)
     return [_node_line(scene, edges, nodes) for nodes in groups.values()][:MAX_LINES - 2]
 
 
