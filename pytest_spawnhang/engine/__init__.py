@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         snapshot,
     )
     from .children import direct_children, has_children
+    from .kernel import held_addresses
     from .run import Watch, exit_status, run_command
     from .stall import OtherNodes, Scope, StallDetector
     from .subreaper import become_subreaper
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "CaptureOptions": "capture", "hang_report": "capture", "new_report": "capture",
     "reap_stragglers": "capture", "roles_of": "capture", "snapshot": "capture",
-    "direct_children": "children", "has_children": "children",
+    "direct_children": "children", "has_children": "children", "held_addresses": "kernel",
     "Watch": "run", "exit_status": "run", "run_command": "run",
     "OtherNodes": "stall", "Scope": "stall", "StallDetector": "stall",
     "become_subreaper": "subreaper",
@@ -42,8 +43,8 @@ _HOMES = {
 __all__ = [  # the same names as _HOMES, spelled out for readers and linters
     "CaptureOptions", "OtherNodes", "ProcessTracker", "Scope", "Seen", "StallDetector", "Watch",
     "become_subreaper",
-    "direct_children", "exit_status", "hang_report", "has_children", "new_report", "reap",
-    "reap_stragglers", "roles_of", "run_command", "settle", "snapshot",
+    "direct_children", "exit_status", "hang_report", "has_children", "held_addresses",
+    "new_report", "reap", "reap_stragglers", "roles_of", "run_command", "settle", "snapshot",
 ]
 
 

@@ -17,6 +17,9 @@ from .kernel import FdRef, ProcessWaits, ThreadWait
 # A timeout longer than this is an error path, not progress: gloo's process-group timeout is
 # 30 min by default, NCCL's 10 min; a program that means to wake up does so well before.
 ERROR_PATH_S = 300.0
+# A thread seen looping whose timed wait ends within this is back in its loop's short wait, its
+# re-arm not yet seen; a longer one may be a one-shot sleep of the same thread.
+LOOP_WAIT_S = 1.0
 
 # Calls whose wait the tree can end; any other kind (pause, sigsuspend, restart_syscall, an
 # unknown call, a thread stopped in user code) waits on something this reading cannot see.
@@ -98,13 +101,15 @@ class Reading:
 
 def judge(waits: dict[int, ProcessWaits], now: float, *, skip: Iterable[int] = (),
           background: Iterable[int] = (), looping: Iterable[tuple[int, int]] = (),
-          elsewhere: frozenset[str] = frozenset()) -> Reading:
+          loops: Iterable[tuple[int, int]] = (), elsewhere: frozenset[str] = frozenset()
+          ) -> Reading:
     """Class each thread of ``waits`` but those in ``skip`` (tids). Threads whose every peer is
     a ``background`` pid wait on the session's channel, not the program, and are left out.
-    ``looping`` holds the (pid, tid) seen re-arming earlier in the call they sit in.
+    ``looping`` holds the (pid, tid) seen re-arming earlier in the call they sit in, ``loops``
+    those seen looping at all since the tree last changed (a loop caught awake is still one).
     ``elsewhere`` holds the addresses ("host:port") the run's processes on other nodes hold: a
     wait on one of them stays inside the run."""
-    skipped, quiet, loops = set(skip), set(background), set(looping)
+    skipped, quiet, rearming, loop_threads = set(skip), set(background), set(looping), set(loops)
     reading = Reading(at=now)
     for pid, record in waits.items():
         if record.error is not None:
@@ -117,20 +122,24 @@ def judge(waits: dict[int, ProcessWaits], now: float, *, skip: Iterable[int] = (
                 continue
             if wait.peers and all(p.pid in quiet for p in wait.peers):
                 continue
-            looped = (pid, wait.tid) in loops
+            key = (pid, wait.tid)
             remote = _remote_peers(wait, elsewhere)
-            reading.threads.append(Judged(pid, wait, classify(wait, now, looped, remote),
-                                          elsewhere=bool(remote)))
+            cls = classify(wait, now, key in rearming, remote, loop_thread=key in loop_threads)
+            reading.threads.append(Judged(pid, wait, cls, elsewhere=bool(remote)))
     return reading
 
 
 def classify(wait: ThreadWait, now: float, looped: bool = False,
-             remote: frozenset[int] = frozenset()) -> Class:
-    """``remote`` holds the fds whose other end is a process of the run on another node."""
+             remote: frozenset[int] = frozenset(), loop_thread: bool = False) -> Class:
+    """``remote`` holds the fds whose other end is a process of the run on another node;
+    ``loop_thread``: the thread was seen looping, so its wake-ups are the loop's, not progress
+    (its CPU, if any, is counted by the watch)."""
     if looped and wait.syscall == "restart_syscall":
         return Class.POLLING  # a loop's timed wait, restarted after a py-spy stop
-    if wait.kind == "running" or wait.syscall is None:
-        return Class.RUNNING if wait.kind == "running" else Class.UNKNOWN
+    if wait.kind == "running":
+        return Class.POLLING if loop_thread else Class.RUNNING
+    if wait.syscall is None:
+        return Class.UNKNOWN
     state = (wait.state or "S")[:1]
     if state == "D":
         return Class.OUTSIDE  # uninterruptible I/O: a disk, a network file system
@@ -143,12 +152,18 @@ def classify(wait: ThreadWait, now: float, looped: bool = False,
         # house; the watch checks that it runs no Python (a Python loop there polls something).
         return Class.EVENT_LOOP if wait.kind == "poll" and wait.fds else Class.POLLING
     if wait.kind == "sleep":
-        return Class.TIMER  # a sleep is meant to end, however long
+        return _timer(wait, now, loop_thread)  # a sleep is meant to end, however long
     if wait.endless or (wait.deadline is not None and wait.deadline - now > ERROR_PATH_S):
         return Class.ENDLESS
     if wait.deadline is None:
         return Class.UNKNOWN  # a restarted call whose timeout is lost
-    return Class.TIMER
+    return _timer(wait, now, loop_thread)
+
+
+def _timer(wait: ThreadWait, now: float, loop_thread: bool) -> Class:
+    """A timed wait fires by itself, unless it is a loop's short wait (its re-arm unseen)."""
+    due = wait.deadline is not None and wait.deadline - now <= LOOP_WAIT_S
+    return Class.POLLING if loop_thread and due else Class.TIMER
 
 
 def _reaches_outside(wait: ThreadWait, remote: frozenset[int]) -> bool:

@@ -9,7 +9,6 @@ Python stacks (py-spy) taken across the window equal. Anything else restarts bot
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Protocol
 
 import psutil
 
-from .detect import Class, Judged, Reading, cycle, describe, judge
+from .detect import Class, Reading, cycle, describe, judge
 from .dump import dump_many
 from .kernel import ProcessWaits, held_addresses, read_waits
 from .tree import ProcessTracker
@@ -44,7 +43,8 @@ class OtherNodes(Protocol):
     """The run's processes on other nodes (a job's), as far as detection needs them."""
 
     def addresses(self) -> frozenset[str]:
-        """The TCP addresses their processes hold."""
+        """The TCP addresses that belong to the run beyond this tree: the other nodes'
+        processes', and the harness's own (its client of the job's store)."""
 
     def share(self, quiet: str | None, addresses: frozenset[str]) -> None:
         """Publish this node's latest reading ("closed", "polling" or None) and addresses."""
@@ -93,24 +93,20 @@ class StallDetector:
         self._previous = waits
         self.readings += 1
         own = {pid: w for pid, w in waits.items() if pid not in background}
-        elsewhere: frozenset[str] = frozenset()
-        if self.others is not None:  # this harness talks to the job's store: part of the run
-            harness = held_addresses([os.getpid()])
-            elsewhere = self.others.addresses() | harness
+        elsewhere = self.others.addresses() if self.others is not None else frozenset()
         reading = judge(own, time.time(), skip=skip, looping=set(self._looping),
-                        background=background, elsewhere=elsewhere)
+                        loops=self._loop_threads, background=background, elsewhere=elsewhere)
         self._remember_loops(reading)
         reading.as_polling(self._python_loops)
         closed = self._closed_confirmed(reading) and not self._runs_python(reading)
-        polling = reading.polling or self._loop_woke(reading)
         if self.others is not None:
-            quiet = "closed" if closed else "polling" if polling else None
-            self.others.share(quiet, held_addresses(own) | harness)
+            quiet = "closed" if closed else "polling" if reading.polling else None
+            self.others.share(quiet, held_addresses(own))
         if closed:
             self._facts = {"confirmed_in_s": round(SAMPLE_S * 2, 1)}
             if self._agreed("closed wait", reading):
                 return self._fire("closed wait", reading)
-        if not polling:
+        if not reading.polling:
             self._poll_since, self._stacks = None, None
             self._facts = {"waiting_on": reading.blocker()}
             return False
@@ -155,15 +151,6 @@ class StallDetector:
         if not self._agreed("polling without progress", reading):
             return False
         return self._fire("polling without progress", reading)
-
-    def _loop_woke(self, reading: Reading) -> bool:
-        """Whether all that keeps ``reading`` from polling is loops caught awake (running, or
-        back in their timed wait with the re-arm not yet seen): a loop's wake-up is not
-        progress; its CPU, if any, is counted by the window."""
-        awake = reading.of(Class.RUNNING, Class.TIMER)
-        return (bool(awake) and not reading.of(Class.OUTSIDE, Class.UNKNOWN)
-                and all((j.pid, j.wait.tid) in self._loop_threads and (
-                    j.cls is Class.RUNNING or _due(j, reading.at)) for j in awake))
 
     def _agreed(self, rule: str, reading: Reading) -> bool:
         """A reading that leans on another node is the job's to call: every node must agree."""
@@ -251,8 +238,3 @@ class StallDetector:
         return {"rule": self.rule or "stall", "window_s": self.window_s,
                 "readings": self.readings, "stack_samples": self.stack_samples, **self._facts}
 
-
-def _due(judged: Judged, now: float) -> bool:
-    """A timed wait that ends within a sample: a loop's short wait, not a long one-shot sleep."""
-    deadline = judged.wait.deadline
-    return deadline is not None and deadline - now <= 2 * SAMPLE_S

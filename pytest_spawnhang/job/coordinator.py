@@ -13,11 +13,13 @@ its latest reading ("closed", "polling" or none), the TCP addresses its processe
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
 from collections.abc import Callable
 
+from pytest_spawnhang import engine
 from pytest_spawnhang.model import Job, Report
 
 from .membership import Membership
@@ -46,6 +48,7 @@ class Coordinator:
         self.merged: Report | None = None
         self._lock = threading.Lock()  # the store's client is shared by two threads
         self._waits: dict[int, dict] = {}  # the other nodes' latest readings
+        self._mine: frozenset[str] = frozenset()  # this harness's own TCP addresses
 
     def start(self, fire: Callable[[str], None]) -> None:
         """Open the store and listen for a trigger in a thread; ``fire(trigger)`` ends the watch."""
@@ -76,13 +79,17 @@ class Coordinator:
     # -- the detector's view of the other nodes (engine.OtherNodes) ----------------------------
 
     def addresses(self) -> frozenset[str]:
-        return frozenset(a for state in self._waits.values() for a in state["addresses"])
+        others = (a for state in self._waits.values() for a in state["addresses"])
+        return self._mine.union(others)
 
     def share(self, quiet: str | None, addresses: frozenset[str]) -> None:
         if self.store is None or self.done.is_set():
             return
         me = self.member.node_rank
-        state = {"quiet": quiet, "addresses": sorted(addresses), "at": time.time()}
+        # This harness's own connection to the store is part of the run too (on the node that
+        # hosts the store, the other nodes' harnesses wait on it).
+        self._mine = engine.held_addresses([os.getpid()])
+        state = {"quiet": quiet, "addresses": sorted(addresses | self._mine), "at": time.time()}
         try:
             with self._lock:
                 self.store.set(f"waits/{me}", json.dumps(state).encode())
