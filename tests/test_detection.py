@@ -63,6 +63,15 @@ def test_lock_order():
 """
 
 
+def run_failing(pytester: pytest.Pytester, **files: str) -> pytest.RunResult:
+    """Run ``files`` under ``pytest --spawnhang`` with nothing else configured: one test fails."""
+    pytester.makepyfile(**files)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--spawnhang",
+                                           timeout=GUARD_S)
+    result.assert_outcomes(failed=1)
+    return result
+
+
 def inner_report(pytester: pytest.Pytester, nodeid: str) -> Report:
     name = nodeid.replace("::", "_")
     return Report.load(pytester.path / ".spawnhang" / name / "report.json")
@@ -70,10 +79,7 @@ def inner_report(pytester: pytest.Pytester, nodeid: str) -> Report:
 
 def test_spawned_gloo_mismatch_is_called_with_no_deadline(pytester: pytest.Pytester,
                                                           recorded: Recorded) -> None:  # noqa: F811
-    pytester.makepyfile(test_gloo=GLOO_MISMATCH)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--spawnhang",
-                                           timeout=GUARD_S)
-    result.assert_outcomes(failed=1)
+    result = run_failing(pytester, test_gloo=GLOO_MISMATCH)
     result.stdout.fnmatch_lines(["spawnhang: hang after *s (closed wait); dumped and reaped *"])
     report = inner_report(pytester, "test_gloo.py::test_mismatch")
     assert (report.trigger, report.evidence["rule"]) == ("stall", "closed wait")
@@ -85,10 +91,7 @@ def test_spawned_gloo_mismatch_is_called_with_no_deadline(pytester: pytest.Pytes
 def test_lock_order_deadlock_between_two_threads_of_the_test(pytester: pytest.Pytester,
                                                               recorded: Recorded  # noqa: F811
                                                               ) -> None:
-    pytester.makepyfile(test_locks=LOCK_ORDER)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--spawnhang",
-                                           timeout=GUARD_S)
-    result.assert_outcomes(failed=1)
+    result = run_failing(pytester, test_locks=LOCK_ORDER)
     result.stdout.fnmatch_lines(["spawnhang: hang after *s (closed wait); dumped and reaped 0 *"])
     report = inner_report(pytester, "test_locks.py::test_lock_order")
     assert report.evidence["rule"] == "closed wait"
